@@ -1,0 +1,91 @@
+"""Checks every exported model must pass before deploykit writes it.
+
+A failure is an ExportRefused naming what is wrong: deploykit never writes a silently wrong model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from ..compare import compare_outputs
+from ..errors import ExportRefused
+from ..runners.ort_runner import OrtRunner
+from ..runners.torch_runner import TorchRunner
+from ..shapes import DimExpr
+
+
+def check_onnx_model(path: Path) -> None:
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as exc:  # onnx raises ValidationError / InferenceError
+        raise ExportRefused(f"onnx.checker rejects the exported model: {str(exc).splitlines()[0]}") from None
+
+
+def dim_of(value_info) -> list:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+            for d in value_info.type.tensor_type.shape.dim]
+
+
+def check_dynamic_axes(model: onnx.ModelProto, recipe, static_case=None) -> None:
+    """Every axis the recipe declares dynamic must be symbolic in the ONNX inputs and outputs.
+
+    A dynamic axis that came out as a fixed number is the dynamo exporter's silent specialisation
+    (e.g. temporal_conv's T, a guard pinned it): an error, never a warning. With ``static_case``
+    (``--static``), every axis must instead equal that case's size.
+    """
+    tensors = {v.name: v for v in (*model.graph.input, *model.graph.output)}
+    for spec in (*recipe.inputs, *recipe.outputs):
+        kind = "input" if spec in recipe.inputs else "output"
+        if spec.name not in tensors:
+            raise ExportRefused(f"the ONNX has no {kind} named {spec.name!r} (it has {sorted(tensors)})")
+        dims = dim_of(tensors[spec.name])
+        if len(dims) != len(spec.shape):
+            raise ExportRefused(f"{kind} {spec.name!r} has rank {len(dims)} in the ONNX, the recipe says {len(spec.shape)}")
+        for axis, (got, want) in enumerate(zip(dims, spec.shape)):
+            dynamic = isinstance(want, DimExpr) and not recipe.dims[want.symbol].is_static
+            label = want.text if isinstance(want, DimExpr) else str(want)
+            if static_case is not None:
+                expected = want if isinstance(want, int) else want.evaluate(static_case.values)
+                if got != expected:
+                    raise ExportRefused(f"{kind} {spec.name!r} axis {axis} ({label}) is {got}, expected {expected}")
+            elif dynamic and not isinstance(got, str):
+                raise ExportRefused(
+                    f"{kind} {spec.name!r} axis {axis} ({label}) was declared dynamic but came out static "
+                    f"({got}) in the ONNX: the exporter specialised it; refusing to write a model that rejects "
+                    f"the shapes the recipe allows"
+                )
+            elif not dynamic and isinstance(got, int) and got != (want if isinstance(want, int) else
+                                                                  recipe.dims[want.symbol].value):
+                raise ExportRefused(f"{kind} {spec.name!r} axis {axis} ({label}) is {got} in the ONNX")
+
+
+def parity(model_bytes: bytes, reference, recipe, cases, tolerance, seed: int = 0) -> list[dict]:
+    """Run ONNX (onnxruntime CPU) and the PyTorch reference at ``cases``; one result per case."""
+    results = []
+    with OrtRunner(model_bytes) as ort_runner, TorchRunner(reference, recipe) as torch_runner:
+        for case in cases:
+            feed = recipe.make_inputs(case, seed)
+            metrics = compare_outputs(ort_runner.infer(feed), torch_runner.infer(feed), tolerance)
+            results.append({
+                "case": case.label, "shape": case.values,
+                "passed": all(m.passed for m in metrics),
+                "max_abs": max(m.max_abs for m in metrics),
+                "failures": [f"{m.name}: {f}" for m in metrics for f in m.failures],
+            })
+    return results
+
+
+def require_parity(results: list[dict], what: str) -> None:
+    failed = [r for r in results if not r["passed"]]
+    if not failed:
+        return
+    passed = [r for r in results if r["passed"]]
+    first = failed[0]
+    where = " ".join(f"{k}={v}" for k, v in first["shape"].items())
+    hint = ""
+    if passed:
+        ok = ", ".join(" ".join(f"{k}={v}" for k, v in r["shape"].items()) for r in passed)
+        hint = f"; it matches at {ok}, so the export is shape-dependent (e.g. a pooling size baked in)"
+    raise ExportRefused(f"{what} differs from PyTorch at {where} ({first['failures'][0]}){hint}")

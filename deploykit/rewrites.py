@@ -1,0 +1,115 @@
+"""Exact export rewrites: swap modules whose ONNX export is wrong or refused under dynamic H/W.
+
+torch's dynamo exporter bakes non-global adaptive pooling into an AveragePool whose kernel is the
+example input's (right at that size, wrong at every other) and the TorchScript exporter refuses it.
+Each replacement here computes the same numbers as the original for any input size, using only ops
+TensorRT's ONNX parser supports (Range, comparisons, Cast, Div, MatMul, ReduceMean, ReduceMax).
+They are applied to a deep copy; the user's module is never touched.
+No library does this swap for us (torch has no "export-safe adaptive pooling"), hence the hand code.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import ExportRefused
+
+
+def _pair(size) -> tuple:
+    return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
+
+def bin_averaging_matrix(length: torch.Tensor | int, bins: int, like: torch.Tensor) -> torch.Tensor:
+    """(bins, length) matrix whose row i averages PyTorch's adaptive bin i.
+
+    Bin i spans [floor(i*L/bins), ceil((i+1)*L/bins)), exactly as ATen's adaptive_avg_pool computes it,
+    so the result is exact for every L, divisible or not (e.g. 37 into 4 bins).
+    """
+    positions = torch.arange(length, device=like.device)
+    index = torch.arange(bins, device=like.device)
+    start = torch.div(index * length, bins, rounding_mode="floor")
+    end = torch.div((index + 1) * length + bins - 1, bins, rounding_mode="floor")
+    inside = (positions.unsqueeze(0) >= start.unsqueeze(1)) & (positions.unsqueeze(0) < end.unsqueeze(1))
+    counts = (end - start).to(like.dtype).unsqueeze(1)
+    return inside.to(like.dtype) / counts
+
+
+class ExactAdaptiveAvgPool2d(nn.Module):
+    """AdaptiveAvgPool2d that stays exact at every H, W once exported (no baked kernel).
+
+    ``None`` in the output size keeps that axis; 1 becomes a mean; any other size becomes a
+    product with a bin-averaging matrix built from the runtime size.
+    """
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = _pair(output_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out_h, out_w = self.output_size
+        if out_h == 1 and out_w == 1:
+            return x.mean(dim=(-2, -1), keepdim=True)
+        if out_h == 1:
+            x = x.mean(dim=-2, keepdim=True)
+        elif out_h is not None:
+            x = torch.matmul(bin_averaging_matrix(x.shape[-2], out_h, x), x)
+        if out_w == 1:
+            x = x.mean(dim=-1, keepdim=True)
+        elif out_w is not None:
+            x = torch.matmul(x, bin_averaging_matrix(x.shape[-1], out_w, x).transpose(0, 1))
+        return x
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class GlobalMaxPool2d(nn.Module):
+    """AdaptiveMaxPool2d(1) as a ReduceMax: values only, no Indices output (TensorRT rejects those)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.amax(x, dim=(-2, -1), keepdim=True)
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    name: str
+    description: str
+    path: str  # the submodule it replaced, e.g. "context1.0"
+
+
+def _replacement(module: nn.Module) -> tuple[nn.Module, str] | None:
+    if isinstance(module, nn.AdaptiveAvgPool2d):
+        size = _pair(module.output_size)
+        if size == (1, 1):
+            return ExactAdaptiveAvgPool2d(size), "global adaptive average pool -> ReduceMean"
+        if 1 in size and None in size:
+            return ExactAdaptiveAvgPool2d(size), f"axis pooling {size} -> ReduceMean over one axis"
+        return ExactAdaptiveAvgPool2d(size), f"adaptive average pool to {size} -> exact bin-averaging MatMul"
+    if isinstance(module, nn.AdaptiveMaxPool2d):
+        if _pair(module.output_size) == (1, 1) and not module.return_indices:
+            return GlobalMaxPool2d(), "global adaptive max pool -> ReduceMax (values only)"
+        raise ExportRefused(
+            f"AdaptiveMaxPool2d({module.output_size}) has no exact dynamic ONNX form that TensorRT accepts; "
+            "export with --static or replace it with a fixed-kernel MaxPool2d"
+        )
+    return None
+
+
+def apply_rewrites(model: nn.Module) -> tuple[nn.Module, list[Rewrite]]:
+    """A deep copy of ``model`` with every known-unsafe module swapped, and the list of swaps."""
+    model = copy.deepcopy(model)
+    applied: list[Rewrite] = []
+    for parent_name, parent in list(model.named_modules()):
+        for child_name, child in list(parent.named_children()):
+            found = _replacement(child)
+            if found is None:
+                continue
+            replacement, description = found
+            setattr(parent, child_name, replacement)
+            path = f"{parent_name}.{child_name}" if parent_name else child_name
+            applied.append(Rewrite(type(replacement).__name__, description, path))
+    return model, applied

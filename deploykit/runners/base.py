@@ -1,0 +1,99 @@
+"""One interface for every backend (Polygraphy's runner habit).
+
+    with OrtRunner(path) as runner:
+        outputs = runner.infer({"x": array})   # -> {output_name: np.ndarray}
+
+Inputs are checked against the runner's declared metadata (names, dtypes, ranks, static sizes)
+before they reach the backend, so a bad feed is a one-line error rather than a backend crash.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DeployKitError
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    name: str
+    dtype: np.dtype
+    shape: tuple  # ints for static axes, str (symbol) or None for dynamic ones
+
+
+class Runner:
+    """Base class: subclasses implement ``activate``, ``infer_impl`` and ``input_metadata``."""
+
+    name = "runner"
+
+    def __init__(self):
+        self.active = False
+        self.inference_times: list[float] = []
+
+    # context manager ---------------------------------------------------------------------------
+    def __enter__(self):
+        self.activate()
+        self.active = True
+        return self
+
+    def __exit__(self, *exc):
+        self.deactivate()
+        self.active = False
+        return False
+
+    def activate(self) -> None:  # load the model / build the session
+        pass
+
+    def deactivate(self) -> None:
+        pass
+
+    # the interface -----------------------------------------------------------------------------
+    def input_metadata(self) -> list[TensorMeta]:
+        raise NotImplementedError
+
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """What really ran (e.g. the execution providers a session uses), for reports."""
+        return {"runner": self.name}
+
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self.active:
+            raise RuntimeError(f"{self.name}: use the runner inside a `with` block")
+        self.check_feed(feed)
+        start = time.perf_counter()
+        outputs = self.infer_impl(feed)
+        self.inference_times.append(time.perf_counter() - start)
+        return outputs
+
+    @property
+    def last_inference_time(self) -> float | None:
+        return self.inference_times[-1] if self.inference_times else None
+
+    def check_feed(self, feed: dict[str, np.ndarray]) -> None:
+        meta = {m.name: m for m in self.input_metadata()}
+        missing = [n for n in meta if n not in feed]
+        extra = [n for n in feed if n not in meta]
+        if missing or extra:
+            raise DeployKitError(
+                f"{self.name}: input names do not match the model: "
+                f"missing {missing or 'none'}, unexpected {extra or 'none'} (expected {list(meta)})"
+            )
+        for name, array in feed.items():
+            m = meta[name]
+            if np.dtype(array.dtype) != np.dtype(m.dtype):
+                raise DeployKitError(f"{self.name}: input {name!r} has dtype {array.dtype}, expected {m.dtype}")
+            if array.ndim != len(m.shape):
+                raise DeployKitError(
+                    f"{self.name}: input {name!r} has rank {array.ndim} {tuple(array.shape)}, expected {len(m.shape)}"
+                )
+            for axis, (got, want) in enumerate(zip(array.shape, m.shape)):
+                if isinstance(want, int) and want != got:
+                    raise DeployKitError(
+                        f"{self.name}: input {name!r} axis {axis} is {got} but the model fixes it at {want} "
+                        "(a static axis)"
+                    )

@@ -25,12 +25,14 @@ PRECISIONS = ("fp32", "fp16", "int8")
 # Sensible defaults per precision: fp32 is strict elementwise; fp16 and int8 are judged by cosine and SNR
 # floors, because an elementwise 1e-5 for fp16 is the known false-failure trap.
 DEFAULT_TOLERANCES = {
-    "fp32": {"atol": 1e-4, "rtol": 1e-3, "cosine_min": 0.99999, "snr_min_db": None},
+    "fp32": {"atol": 1e-4, "rtol": 1e-4, "cosine_min": 0.99999, "snr_min_db": None},
     "fp16": {"atol": 5e-2, "rtol": 5e-2, "cosine_min": 0.999, "snr_min_db": 30.0},
     "int8": {"atol": None, "rtol": None, "cosine_min": 0.98, "snr_min_db": 12.0},
 }
 
-_TOP_KEYS = {"module", "factory", "summary", "opset", "call", "args", "inputs", "outputs", "dims", "tolerance"}
+_TOP_KEYS = {"module", "factory", "summary", "opset", "call", "args", "inputs", "outputs", "dims", "tolerance",
+             "calibration"}
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
 class RecipeError(DeployKitError):
@@ -75,6 +77,30 @@ class Tolerance:
 
 
 @dataclass(frozen=True)
+class CalibrationSpec:
+    """The optional ``[calibration]`` table: how images become model input, and the default method.
+
+    Images are read as ``color``, resized to ``resize`` (H, W; default: the opt shape), scaled by
+    ``scale``, normalised per channel by ``mean``/``std``, laid out as ``layout`` and fed to ``input``.
+    """
+
+    input: str | None = None
+    layout: str = "NCHW"
+    color: str = "RGB"
+    resize: tuple[int, int] | None = None
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    batch: int | None = None
+    method: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"input": self.input, "layout": self.layout, "color": self.color,
+                "resize": list(self.resize) if self.resize else None, "scale": self.scale,
+                "mean": list(self.mean), "std": list(self.std), "batch": self.batch, "method": self.method}
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     path: Path
@@ -89,6 +115,7 @@ class Recipe:
     dims: dict[str, DimSpec]
     tolerances: dict[str, Tolerance]
     sha256: str = field(repr=False)
+    calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
 
     # -- shapes -------------------------------------------------------------------------------
     @property
@@ -269,6 +296,7 @@ class _Validator:
             args=args, inputs=inputs, outputs=outputs, dims=dims,
             tolerances=self.tolerances(self.typed(d, "tolerance", dict, "tolerance", default={})),
             sha256=self.sha256,
+            calibration=self.calibration(self.typed(d, "calibration", dict, "calibration", default={}), inputs),
         )
         self.check_args(recipe)
         return recipe
@@ -383,6 +411,45 @@ class _Validator:
                 merged[key] = float(value)
             result[precision] = Tolerance(**merged)
         return result
+
+    def calibration(self, table: dict, inputs) -> CalibrationSpec:
+        known = ("input", "layout", "color", "resize", "scale", "mean", "std", "batch", "method")
+        for key in table:
+            if key not in known:
+                self.fail(f"calibration.{key}", f"unknown field (known: {', '.join(known)})")
+        num = (int, float)
+        names = [t.name for t in inputs]
+        image_input = self.typed(table, "input", str, "calibration.input")
+        if image_input is not None and image_input not in names:
+            self.fail("calibration.input", f"{image_input!r} is not an input (inputs: {', '.join(names)})")
+        choices = {"layout": ("NCHW", "NHWC"), "color": ("RGB", "BGR", "GRAY"), "method": CALIBRATION_METHODS}
+        for key, allowed in choices.items():
+            value = table.get(key)
+            if value is not None and value not in allowed:
+                self.fail(f"calibration.{key}", f"must be one of {', '.join(allowed)}, got {value!r}")
+        resize = self.typed(table, "resize", list, "calibration.resize")
+        if resize is not None and (len(resize) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                                                           for v in resize)):
+            self.fail("calibration.resize", f"must be [H, W] with two ints >= 1, got {resize!r}")
+        vectors = {}
+        for key in ("mean", "std"):
+            value = self.typed(table, key, list, f"calibration.{key}", default=[0.0 if key == "mean" else 1.0])
+            if not value or any(isinstance(v, bool) or not isinstance(v, num) for v in value):
+                self.fail(f"calibration.{key}", f"must be a non-empty list of numbers, got {value!r}")
+            vectors[key] = tuple(float(v) for v in value)
+        if any(v <= 0 for v in vectors["std"]):
+            self.fail("calibration.std", "every std must be > 0")
+        scale = float(self.typed(table, "scale", num, "calibration.scale", default=1.0 / 255.0))
+        if scale <= 0:
+            self.fail("calibration.scale", f"must be > 0, got {scale}")
+        batch = self.typed(table, "batch", int, "calibration.batch")
+        if batch is not None and batch < 1:
+            self.fail("calibration.batch", f"must be >= 1, got {batch}")
+        return CalibrationSpec(
+            input=image_input, layout=table.get("layout", "NCHW"), color=table.get("color", "RGB"),
+            resize=tuple(resize) if resize else None, scale=scale, mean=vectors["mean"], std=vectors["std"],
+            batch=batch, method=table.get("method"),
+        )
 
     def check_args(self, recipe: Recipe) -> None:
         if recipe.module is not None:

@@ -74,6 +74,53 @@ class GlobalMaxPool2d(nn.Module):
         return torch.amax(x, dim=(-2, -1), keepdim=True)
 
 
+class ExportableMultiheadAttention(nn.Module):
+    """nn.MultiheadAttention without the reshape that bakes the sequence length into the graph.
+
+    The TorchScript exporter records ``view(k.shape[0], ...)`` inside ``multi_head_attention_forward``
+    as a constant (pytorch/pytorch#120075), so the ONNX only accepts the export-time length. This
+    computes the same thing with shape-free reshapes, sharing the original parameters. Calls with
+    masks go to the original implementation (the post-export checks then judge the result).
+    """
+
+    def __init__(self, original: nn.MultiheadAttention):
+        super().__init__()
+        self.original = original
+        self.heads = original.num_heads
+        self.head_dim = original.head_dim
+        self.batch_first = original.batch_first
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:  # (L, N, E) -> (N, heads, L, head_dim)
+        return x.unflatten(-1, (self.heads, self.head_dim)).permute(1, 2, 0, 3)
+
+    def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
+                average_attn_weights=True, is_causal=False):
+        if key_padding_mask is not None or attn_mask is not None or is_causal:
+            return self.original(query, key, value, key_padding_mask, need_weights, attn_mask,
+                                 average_attn_weights, is_causal)
+        mha = self.original
+        if self.batch_first:
+            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
+        w_q, w_k, w_v = mha.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = mha.in_proj_bias.chunk(3) if mha.in_proj_bias is not None else (None, None, None)
+        q = self._split(nn.functional.linear(query, w_q, b_q)) * (self.head_dim ** -0.5)
+        k = self._split(nn.functional.linear(key, w_k, b_k))
+        v = self._split(nn.functional.linear(value, w_v, b_v))
+        weights = torch.softmax(torch.matmul(q, k.transpose(-2, -1)), dim=-1)
+        out = torch.matmul(weights, v).permute(2, 0, 1, 3).flatten(-2)  # (L, N, E)
+        out = mha.out_proj(out)
+        if self.batch_first:
+            out = out.transpose(0, 1)
+        if not need_weights:
+            return out, None
+        return out, weights.mean(dim=1) if average_attn_weights else weights
+
+
+def _mha_is_plain(module: nn.MultiheadAttention) -> bool:
+    return (module._qkv_same_embed_dim and module.bias_k is None and module.bias_v is None
+            and not module.add_zero_attn)
+
+
 @dataclass(frozen=True)
 class Rewrite:
     name: str
@@ -89,6 +136,8 @@ def _replacement(module: nn.Module) -> tuple[nn.Module, str] | None:
         if 1 in size and None in size:
             return ExactAdaptiveAvgPool2d(size), f"axis pooling {size} -> ReduceMean over one axis"
         return ExactAdaptiveAvgPool2d(size), f"adaptive average pool to {size} -> exact bin-averaging MatMul"
+    if isinstance(module, nn.MultiheadAttention) and _mha_is_plain(module):
+        return ExportableMultiheadAttention(module), "multi-head attention -> shape-free reshapes (no baked length)"
     if isinstance(module, nn.AdaptiveMaxPool2d):
         if _pair(module.output_size) == (1, 1) and not module.return_indices:
             return GlobalMaxPool2d(), "global adaptive max pool -> ReduceMax (values only)"

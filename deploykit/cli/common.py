@@ -45,6 +45,11 @@ def echo_json(data) -> None:
 
 
 def console(stderr: bool = False):
+    import sys
+
     from rich.console import Console
 
-    return Console(stderr=stderr, soft_wrap=False, width=None)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output (CI logs, files) gets wide tables instead of rich's 80-column default.
+    width = None if stream.isatty() else 160
+    return Console(stderr=stderr, soft_wrap=False, width=width)

@@ -26,7 +26,7 @@ from ..files import atomic_write_bytes, atomic_write_json, check_can_overwrite, 
 from ..rewrites import apply_rewrites
 from ..runners.torch_runner import TorchRunner
 from ..weights import load_checkpoint, seeded_model
-from .checks import check_dynamic_axes, check_onnx_model, dim_of, parity, require_parity
+from .checks import check_dynamic_axes, check_onnx_model, dim_of, parity, require_parity, stamp_static_output_dims
 from .exporters import EXPORTERS, example_case
 from .simplify import SIMPLIFIERS, simplifier_versions
 
@@ -129,9 +129,10 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
                 EXPORTERS[name](FlatIO(export_model, recipe.call), example_tensors, recipe, opset, not static, path, log)
                 check_onnx_model(path)
                 candidate = onnx.load(str(path))
+                stamped = stamp_static_output_dims(candidate, recipe)
                 check_dynamic_axes(candidate, recipe, cases[0] if static else None)
                 step("checking parity with PyTorch")
-                require_parity(parity(path.read_bytes(), model, recipe, cases, recipe.tolerance("fp32")),
+                require_parity(parity(candidate.SerializeToString(), model, recipe, cases, recipe.tolerance("fp32")),
                                f"the {name} export")
             except ExportRefused as exc:
                 attempts.append({"exporter": name, "ok": False, "reason": str(exc)})
@@ -140,7 +141,7 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
                 attempts.append({"exporter": name, "ok": False,
                                  "reason": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"})
                 continue
-            attempts.append({"exporter": name, "ok": True, "log": log[-20:]})
+            attempts.append({"exporter": name, "ok": True, "stamped_output_dims": stamped, "log": log[-20:]})
             raw, used = candidate, name
             break
     if raw is None:

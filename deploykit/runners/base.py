@@ -91,9 +91,8 @@ class Runner:
                 raise DeployKitError(
                     f"{self.name}: input {name!r} has rank {array.ndim} {tuple(array.shape)}, expected {len(m.shape)}"
                 )
-            for axis, (got, want) in enumerate(zip(array.shape, m.shape)):
-                if isinstance(want, int) and want != got:
-                    raise DeployKitError(
-                        f"{self.name}: input {name!r} axis {axis} is {got} but the model fixes it at {want} "
-                        "(a static axis)"
-                    )
+            wrong = [(axis, got, want) for axis, (got, want) in enumerate(zip(array.shape, m.shape))
+                     if isinstance(want, int) and want != got]
+            if wrong:
+                detail = ", ".join(f"axis {axis} is {got} but the model fixes it at {want}" for axis, got, want in wrong)
+                raise DeployKitError(f"{self.name}: input {name!r} {detail} (static axes)")

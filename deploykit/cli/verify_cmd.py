@@ -1,0 +1,146 @@
+"""deploykit verify: artifacts against PyTorch over the recipe's whole shape range."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import DeployKitError
+from ..recipe import PRECISIONS
+from ..shapes import parse_shape_option
+from ..verify import BACKENDS, verify_artifact, verify_onnx
+from .common import console, echo_json, json_option, out_option, recipes_option
+from .export_cmd import select_recipes
+
+
+@click.command("verify")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Verify every recipe's artifact.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="ort", show_default=True,
+              help="ort = onnxruntime CPU; ort-cuda / ort-trt = its GPU providers; ref = onnx ReferenceEvaluator "
+                   "(small shapes); trt = a TensorRT engine from build-trt.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="fp32 = model.onnx; fp16 / int8 = the models from `deploykit calibrate`.")
+@click.option("--shape", "shapes", multiple=True, metavar="SYM=N,...",
+              help="Also verify at this shape, e.g. --shape B=3,H=37,W=53 (repeatable; unnamed symbols take opt).")
+@out_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sweep's off-grid shapes and inputs.")
+@click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Your own ONNX file (with --module, --recipe and --checkpoint).")
+@click.option("--module", "module", default=None, help="Your module's factory: package.module:factory.")
+@click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The recipe TOML for --module.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The weights your ONNX was exported from (a state_dict).")
+@recipes_option
+@json_option
+def command(names, all_, backend, precision, shapes, out_dir, seed, onnx_path, module, recipe_path, checkpoint,
+            recipe_dir, as_json):
+    """Verify artifacts against the PyTorch reference at min, opt, max and off-grid shapes.
+
+    \b
+    Exit status: 0 when every shape passes, 1 when any fails, 2 on a user error.
+    Results are written next to each artifact: verify.json, report.md, plots/.
+
+    \b
+    Examples:
+      deploykit verify cbam
+      deploykit verify --all
+      deploykit verify msaf --shape B=3,H=37,W=53 --json
+      deploykit verify composite --precision int8
+      deploykit verify --onnx my.onnx --module mypkg.nets:make_block --recipe my.toml --checkpoint my.pt
+    """
+    if onnx_path is not None and not (module and recipe_path):
+        raise DeployKitError("--onnx needs --module and --recipe (and --checkpoint)")
+    recipes = select_recipes(names, all_, recipe_dir, module, recipe_path)
+    runs, missing = [], []
+    out = console(stderr=True)
+    for recipe in recipes:
+        extra = [_parse_shape(s, recipe) for s in shapes]
+        status = out.status(f"verifying {recipe.name}", spinner="dots") if not as_json else _Null()
+        with status:
+            def on_case(case, name=recipe.name):
+                if not as_json:
+                    status.update(f"verifying {name} at {case.describe()}")
+
+            try:
+                if onnx_path is not None:
+                    run = verify_onnx(onnx_path, recipe, checkpoint, backend=backend, precision=precision,
+                                      extra_shapes=extra, seed=seed, on_case=on_case)
+                else:
+                    run = verify_artifact(recipe, out_dir, backend=backend, precision=precision,
+                                          extra_shapes=extra, seed=seed, on_case=on_case)
+            except DeployKitError as exc:
+                if len(recipes) == 1:
+                    raise
+                missing.append({"name": recipe.name, "error": str(exc)})
+                continue
+        runs.append(run)
+        if not as_json:
+            _print_run(run)
+    if as_json:
+        echo_json({"runs": [r.to_dict() for r in runs], "errors": missing,
+                   "passed": all(r.passed for r in runs) and not missing})
+    elif len(recipes) > 1:
+        _print_summary(runs, missing)
+    if missing:
+        raise SystemExit(2)
+    if not all(r.passed for r in runs):
+        raise SystemExit(1)
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, *args, **kwargs):
+        pass
+
+
+def _parse_shape(text, recipe):
+    try:
+        return parse_shape_option(text, list(recipe.dims))
+    except ValueError as exc:
+        raise DeployKitError(str(exc)) from None
+
+
+def _print_run(run):
+    from rich.table import Table
+
+    verdict = "[green]PASSED[/green]" if run.passed else "[red]FAILED[/red]"
+    table = Table(title=f"{run.name}: {run.backend}/{run.precision} {verdict}", title_justify="left")
+    for col in ("case", "shape", "output", "max abs", "p99 abs", "cosine", "backend ms", "result"):
+        table.add_column(col)
+    for case in run.cases:
+        shape = " ".join(f"{k}={v}" for k, v in case.shape.items())
+        if case.error:
+            table.add_row(case.label, shape, "-", "-", "-", "-", "-", f"[red]error: {case.error}[/red]")
+        for m in case.outputs:
+            result = "[green]pass[/green]" if m.passed else f"[red]{'; '.join(m.failures)}[/red]"
+            table.add_row(case.label, shape, m.name, f"{m.max_abs:.2e}", f"{m.p99_abs:.2e}", f"{m.cosine:.6f}",
+                          f"{case.backend_ms:.1f}" if case.backend_ms is not None else "-", result)
+    out = console()
+    out.print(table)
+    for note in run.diagnosis:
+        out.print(f"[yellow]diagnosis:[/yellow] {note}")
+
+
+def _print_summary(runs, missing):
+    from rich.table import Table
+
+    table = Table(title="deploykit verify: summary")
+    for col in ("name", "shapes", "worst max abs", "min cosine", "seconds", "result"):
+        table.add_column(col)
+    for run in runs:
+        metrics = [m for c in run.cases for m in c.outputs]
+        worst = max((m.max_abs for m in metrics), default=float("nan"))
+        cosine = min((m.cosine for m in metrics), default=float("nan"))
+        table.add_row(run.name, str(len(run.cases)), f"{worst:.2e}", f"{cosine:.6f}", f"{run.seconds:.1f}",
+                      "[green]pass[/green]" if run.passed else "[red]FAIL[/red]")
+    for m in missing:
+        table.add_row(m["name"], "-", "-", "-", "-", f"[red]{m['error']}[/red]")
+    console().print(table)

@@ -1,0 +1,190 @@
+"""deploykit build-trt: TensorRT engines from exported artifacts, checked before and after the build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import DeployKitError
+from .common import console, echo_json, json_option, out_option, recipes_option
+from .export_cmd import select_recipes
+
+EXIT_PROBLEMS = 1     # CPU checks found problems, or an engine failed its parity check
+EXIT_NO_TENSORRT = 3  # the checks passed but this machine cannot build (no TensorRT / no GPU)
+
+
+@click.command("build-trt")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every recipe (each needs its artifact from `deploykit export`).")
+@click.option("--fp32", is_flag=True, help="Build the FP32 engine (the default when no precision is given).")
+@click.option("--fp16", is_flag=True, help="Build the FP16 engine (TensorRT 10: FP16 flag; 11: model.fp16.onnx).")
+@click.option("--int8", is_flag=True, help="Build the INT8 engine (Q/DQ model.int8.onnx, or calibration.cache on TensorRT 10).")
+@click.option("--int8-source", type=click.Choice(["auto", "qdq", "cache"]), default="auto", show_default=True,
+              help="TensorRT 10 INT8 input: auto prefers the Q/DQ model, then the calibration cache.")
+@click.option("--workspace", type=float, default=None, metavar="GiB", help="Workspace memory pool limit (default: TensorRT's).")
+@click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Timing cache file: read if present, updated after each build.")
+@click.option("--opt-level", type=int, default=None, help="Builder optimization level 0..5 (TensorRT's default: 3).")
+@click.option("--trt-version", default=None, metavar="X.Y",
+              help="TensorRT version the checks target (default: the installed one, else the pinned table's 10.15).")
+@click.option("--dry-run", is_flag=True, help="Run only the CPU checks: exit 0 when clean, 1 when there are problems.")
+@click.option("--no-check", is_flag=True, help="Skip the parity check of each engine after its build.")
+@click.option("--force", is_flag=True, help="Overwrite engines deploykit did not write (or that changed since).")
+@out_option
+@recipes_option
+@json_option
+@click.pass_context
+def command(ctx, names, all_, fp32, fp16, int8, int8_source, workspace, timing_cache, opt_level, trt_version, dry_run,
+            no_check, force, out_dir, recipe_dir, as_json):
+    """Build TensorRT engines (plain .plan + JSON sidecar) from artifacts made by `deploykit export`.
+
+    \b
+    CPU checks always run first: every ONNX operator and attribute against the
+    TensorRT ONNX parser's documented support, Q/DQ constraints, the optimization
+    profile (min/opt/max from the recipe, related inputs consistent), and dims the
+    engine needs that the ONNX lacks. Problems are listed with the node and a fix.
+    Without TensorRT or a GPU, the checks run and the command exits 3 with one line
+    saying what is missing.
+
+    \b
+    Exit codes: 0 ok, 1 problems or a failed engine check, 2 usage error, 3 no TensorRT/GPU.
+
+    \b
+    Examples:
+      deploykit build-trt --all --dry-run            # CPU checks only
+      deploykit build-trt cbam                       # FP32 engine, checked against PyTorch
+      deploykit build-trt composite --fp16 --int8 --workspace 4 --timing-cache trt.cache
+      deploykit build-trt fpn --fp32 --fp16 --opt-level 5 --json
+    """
+    from ..artifact import Artifact
+    from ..trt.builder import BuildOptions
+    from ..trt.onnx_support import TrtTarget, check_target, default_target
+    from ..trt.preflight import run_preflight
+    from ..trt.probe import probe
+
+    precisions = [p for p, on in (("fp32", fp32), ("fp16", fp16), ("int8", int8)) if on] or ["fp32"]
+    options = BuildOptions(workspace, timing_cache, opt_level, force)
+    options.check()
+    recipes = select_recipes(names, all_, recipe_dir)
+    machine = probe()
+    target = TrtTarget(trt_version) if trt_version else default_target(machine.tensorrt_version)
+    check_target(target)
+    if trt_version and machine.ok and not dry_run and target.parts[:2] != TrtTarget(machine.tensorrt_version).parts[:2]:
+        raise DeployKitError(f"--trt-version {trt_version} but TensorRT {machine.tensorrt_version} is installed; "
+                             "engines are built by the installed TensorRT (drop --trt-version)")
+
+    out = console()
+    preflights, errors = [], []
+    for recipe in recipes:
+        try:
+            artifact = Artifact.open(Path(out_dir) / recipe.name)
+            preflights.append((recipe, artifact, run_preflight(artifact, recipe, precisions, target, int8_source)))
+        except DeployKitError as exc:
+            if len(recipes) == 1:
+                raise
+            errors.append({"name": recipe.name, "error": str(exc)})
+    findings = [f for _, _, p in preflights for f in p.findings]
+    report = {"tensorrt_target": target.version, "tensorrt_assumed": target.assumed, "precisions": precisions,
+              "machine": machine.as_dict(), "checks": [p.as_dict() for _, _, p in preflights], "errors": errors}
+    if not as_json:
+        _print_checks(out, preflights, errors, target)
+    if dry_run or findings or errors:
+        if as_json:
+            echo_json(report)
+        elif not dry_run:
+            out.print("[red]nothing was built: fix the problems above first[/red]")
+        if not dry_run and not machine.ok:
+            click.echo(f"error: {machine.missing}", err=True)
+        ctx.exit(EXIT_PROBLEMS if findings or errors else 0)
+    if not machine.ok:
+        if as_json:
+            echo_json(report)
+        click.echo(f"error: {machine.missing}", err=True)
+        ctx.exit(EXIT_NO_TENSORRT)
+
+    builds, checks = _build_all(preflights, options, machine, no_check, as_json)
+    report.update(builds=builds, engine_checks=checks)
+    if as_json:
+        echo_json(report)
+    else:
+        _print_builds(out, builds, checks)
+    failed = [b for b in builds if b.get("error")] + [c for c in checks if not c.get("passed")]
+    ctx.exit(EXIT_PROBLEMS if failed else 0)
+
+
+def _build_all(preflights, options, machine, no_check, quiet):
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from ..trt.builder import build_engine
+    from ..trt.parity import check_engine
+
+    builds, checks = [], []
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                        console=console(stderr=True), transient=True, disable=quiet)
+    with progress:
+        task = progress.add_task("build-trt")
+        for recipe, artifact, pre in preflights:
+            for precision, plan in pre.plans.items():
+                def on_step(message, name=recipe.name):
+                    progress.update(task, description=f"{name}: {message}")
+
+                if not quiet:
+                    progress.console.print(f"{recipe.name} {precision}: {plan.description}")
+                try:
+                    result = build_engine(artifact, recipe, plan, pre.profile, options, machine, on_step)
+                    builds.append(result.summary())
+                except DeployKitError as exc:
+                    builds.append({"name": recipe.name, "precision": precision, "path": plan.path, "error": str(exc)})
+                    continue
+                if not no_check:
+                    on_step(f"checking the {precision} engine against PyTorch")
+                    checks.append(check_engine(artifact, recipe, precision).as_dict())
+    return builds, checks
+
+
+def _print_checks(out, preflights, errors, target):
+    from rich.table import Table
+
+    findings = [f for _, _, p in preflights for f in p.findings]
+    out.print(f"CPU checks against {target.describe()}")
+    if findings:
+        table = Table(title="problems found before the build", show_lines=True)
+        for col in ("recipe", "file", "where", "check", "problem", "what to do"):
+            table.add_column(col, overflow="fold")
+        for f in findings:
+            p = f.problem
+            table.add_row(f.name, f.file, p.where, p.check, p.message, p.fix)
+        out.print(table)
+    table = Table(title="build-trt plan")
+    for col in ("recipe", "checks", "precision paths", "profile (min/opt/max)"):
+        table.add_column(col, overflow="fold")
+    for recipe, _, pre in preflights:
+        status = "[green]clean[/green]" if pre.clean else f"[red]{len(pre.findings)} problem(s)[/red]"
+        paths = "\n".join(f"{p}: {plan.path}" for p, plan in pre.plans.items()) or "-"
+        table.add_row(recipe.name, status, paths, pre.profile.describe())
+    out.print(table)
+    for e in errors:
+        out.print(f"[red]{e['name']}: {e['error']}[/red]")
+
+
+def _print_builds(out, builds, checks):
+    from rich.table import Table
+
+    by_key = {(c["name"], c["precision"]): c for c in checks}
+    table = Table(title="TensorRT engines")
+    for col in ("recipe", "precision", "path", "plan", "build s", "check"):
+        table.add_column(col, overflow="fold")
+    for b in builds:
+        check = by_key.get((b["name"], b["precision"]))
+        if b.get("error"):
+            verdict = f"[red]build failed: {b['error']}[/red]"
+        elif check is None:
+            verdict = "not checked"
+        elif check["passed"]:
+            verdict = f"[green]passed {len(check['cases'])} shapes[/green]"
+        else:
+            bad = next(c for c in check["cases"] if not c["passed"]) if check["cases"] else None
+            verdict = f"[red]failed at {bad['case']}: {bad['failures'][0]}[/red]" if bad else "[red]no shape in profile[/red]"
+        table.add_row(b["name"], b["precision"], b["path"], b.get("plan", "-"), str(b.get("seconds", "-")), verdict)
+    out.print(table)

@@ -21,10 +21,20 @@ def recipe_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
-    """Every recipe exported once per test session, shared by the export/verify/calibrate tests."""
-    from deploykit.export import export_onnx
-    from deploykit.recipe import load_all
+    """Every recipe exported (once per session, shared with tests/artifact_cache.py): (folder, results)."""
+    from .artifact_cache import export_result, shared_root
 
-    out = tmp_path_factory.mktemp("artifacts")
-    results = {r.name: export_onnx(r, out) for r in load_all(RECIPES)}
-    return out, results
+    results = {name: export_result(tmp_path_factory, name) for name in recipe_names()}
+    return shared_root(tmp_path_factory), results
+
+
+def require_gpu():
+    """The TensorRT/GPU probe's result, or a skip with its one-line reason (a failure under REQUIRE_GPU=1)."""
+    from deploykit.trt.probe import probe
+
+    machine = probe()
+    if machine.ok:
+        return machine
+    if os.environ.get("REQUIRE_GPU") == "1":
+        pytest.fail(f"REQUIRE_GPU=1 but {machine.missing}")
+    pytest.skip(machine.missing)

@@ -25,20 +25,12 @@ from deploykit.trt.probe import probe
 from deploykit.trt.runner import TrtRunner
 from deploykit.trt.sidecar import read_sidecar, sidecar_path
 
-from .conftest import recipe_names
+from .conftest import recipe_names, require_gpu
 
 pytestmark = pytest.mark.gpu
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
-def require_gpu():
-    """The probe's result, or a skip with its one-line reason (a failure under REQUIRE_GPU=1)."""
-    machine = probe()
-    if machine.ok:
-        return machine
-    if os.environ.get("REQUIRE_GPU") == "1":
-        pytest.fail(f"REQUIRE_GPU=1 but {machine.missing}")
-    pytest.skip(machine.missing)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,95 @@
+"""deploykit serve: artifacts behind a KServe v2 HTTP server (the protocol Triton speaks)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import click
+
+from ..errors import DeployKitError
+from ..runtime import BACKENDS
+from .common import console
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command("serve")
+@click.argument("artifact_dirs", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback exposes the models (no authentication).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0 picks a free port.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+              help="auto: a matching TensorRT engine, else onnxruntime CUDA, else onnxruntime CPU.")
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="Inference threads (default: min(8, CPU count)).")
+@click.option("--max-body-mb", type=click.FloatRange(min=0.001), default=64.0, show_default=True,
+              help="Largest request body accepted (after decompression); bigger ones get 413.")
+@click.option("--max-concurrency", type=click.IntRange(1), default=64, show_default=True,
+              help="Open connections + requests in flight; beyond it the server answers 503.")
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
+              show_default=True)
+def command(artifact_dirs, host, port, backend, workers, max_body_mb, max_concurrency, log_level):
+    """Serve artifacts over HTTP with the KServe v2 inference protocol.
+
+    \b
+    Triton's clients work unchanged: server/model metadata and readiness,
+    POST /v2/models/NAME/infer with JSON or binary tensors. Inputs are
+    checked against each artifact's declared shapes and ranges (400 with
+    the reason). Ctrl-C stops accepting, finishes in-flight requests, exits.
+
+    \b
+    Examples:
+      deploykit serve artifacts/cbam
+      deploykit serve artifacts/cbam artifacts/fpn --port 8080 --backend ort-cpu
+    \b
+      # then, in Python (pip install "tritonclient[http]"):
+      import numpy as np, tritonclient.http as http
+      client = http.InferenceServerClient("127.0.0.1:8000")
+      x = http.InferInput("x", [1, 64, 32, 32], "FP32")
+      x.set_data_from_numpy(np.random.rand(1, 64, 32, 32).astype(np.float32))
+      y = client.infer("cbam", [x]).as_numpy("y")
+    """
+    if not artifact_dirs:
+        raise DeployKitError("name at least one artifact folder to serve, e.g. `deploykit serve artifacts/cbam`")
+    try:
+        import starlette  # noqa: F401  (checked here for a one-line error instead of a traceback)
+        import uvicorn  # noqa: F401
+
+        from .. import serve as serving
+        from ..serve.server import serve
+    except ModuleNotFoundError as exc:
+        raise DeployKitError(f"deploykit serve needs {exc.name}: pip install 'deploykit[serve]'") from None
+    out = console(stderr=True)
+    if not _is_loopback(host):
+        out.print(f"[yellow]serving on {host}: reachable from the network, with no authentication[/yellow]")
+
+    def on_loaded(repository: serving.ModelRepository, bound_port: int):
+        from rich.table import Table
+
+        table = Table(title=f"deploykit serve on http://{host}:{bound_port}")
+        for col in ("model", "backend", "inputs", "outputs", "passed over"):
+            table.add_column(col)
+        for model in repository.models.values():
+            meta = model.metadata()
+            table.add_row(model.name, model.session.backend,
+                          " ".join(f"{t['name']}{t['shape']}" for t in meta["inputs"]),
+                          " ".join(t["name"] for t in meta["outputs"]),
+                          "; ".join(f"{k}: {v}" for k, v in model.session.skipped.items()) or "-")
+        out.print(table)
+
+    try:
+        serve(list(artifact_dirs), host=host, port=port, backend=backend, workers=workers,
+              max_body_bytes=int(max_body_mb * 1024 * 1024), max_concurrency=max_concurrency,
+              log_level=log_level, on_loaded=on_loaded)
+    except KeyboardInterrupt:
+        # uvicorn re-raises the SIGINT it handled after its graceful shutdown: that is a clean stop here
+        pass
+    out.print("stopped: in-flight requests finished, sessions closed")

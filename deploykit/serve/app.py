@@ -1,0 +1,136 @@
+"""The HTTP application: KServe v2 routes on Starlette (the ASGI toolkit FastAPI is built on).
+
+Starlette rather than FastAPI: the infer route reads raw bytes (the binary tensor extension is not
+JSON), so FastAPI's request models would add a dependency and nothing else.
+
+The event loop only reads bodies and writes responses. Decoding, inference and encoding run in a
+bounded thread pool (onnxruntime's run() is thread-safe and releases the GIL), so a slow request
+never stalls health checks or other clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .. import __version__
+from .body import DEFAULT_MAX_BODY_BYTES, decode_body, encode_body, read_body
+from .protocol import HEADER_LENGTH, RequestError, encode_infer_response, parse_infer_request
+from .repository import VERSION, ModelRepository
+
+log = logging.getLogger("deploykit.serve")
+EXTENSIONS = ["binary_tensor_data"]
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    headers = {"Connection": "close"} if status == 413 else None  # the unread body is not worth reading
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
+    return _error(exc.status, str(exc))
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    routes = "/v2, /v2/health/{live,ready}, /v2/models/NAME[/ready|/infer]"
+    message = {404: f"no route {request.url.path} (KServe v2: {routes})",
+               405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, exc.detail)
+    return _error(exc.status_code, message)
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("internal error on %s", request.url.path)
+    return _error(500, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _infer_sync(model, body: bytes, header_length: int | None, headers, limit: int) -> Response:
+    """Everything CPU-bound about one request, run in the worker pool."""
+    body = decode_body(body, headers.get("content-encoding"), limit)
+    request = parse_infer_request(body, header_length, {t.name: t.dtype for t in model.session.inputs})
+    results = model.infer(request)
+    content, json_length = encode_infer_response(model.name, VERSION, request, results)
+    content, coding = encode_body(content, headers.get("accept-encoding"))
+    response_headers = {"Content-Encoding": coding} if coding else {}
+    if json_length is None:
+        return Response(content, media_type="application/json", headers=response_headers)
+    response_headers[HEADER_LENGTH] = str(json_length)
+    return Response(content, media_type="application/octet-stream", headers=response_headers)
+
+
+def create_app(repository: ModelRepository, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               workers: int | None = None) -> Starlette:
+    """A KServe v2 app serving every model in ``repository`` (which the caller opens and closes)."""
+    workers = workers or min(8, os.cpu_count() or 1)
+    state = {"ready": False, "pool": None}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        state["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deploykit-infer")
+        state["ready"] = True
+        try:
+            yield
+        finally:
+            # uvicorn has stopped accepting and finished (or, past its graceful timeout, cancelled) the
+            # in-flight requests: drop work nobody waits for, let running inferences end.
+            state["ready"] = False
+            state["pool"].shutdown(wait=True, cancel_futures=True)
+
+    async def server_metadata(request):
+        return JSONResponse({"name": "deploykit", "version": __version__, "extensions": EXTENSIONS})
+
+    async def live(request):
+        return JSONResponse({"live": True})
+
+    async def ready(request):
+        return JSONResponse({"ready": state["ready"]}, status_code=200 if state["ready"] else 503)
+
+    async def model_metadata(request):
+        params = request.path_params
+        return JSONResponse(repository.get(params["name"], params.get("version")).metadata())
+
+    async def model_ready(request):
+        params = request.path_params
+        model = repository.get(params["name"], params.get("version"))
+        return JSONResponse({"name": model.name, "ready": state["ready"]}, status_code=200 if state["ready"] else 503)
+
+    async def infer(request):
+        # the body first, even for errors found without it: a client still sending when the reply and
+        # the close arrive gets a connection reset instead of the message
+        body = await read_body(request, max_body_bytes)
+        params = request.path_params
+        model = repository.get(params["name"], params.get("version"))
+        header_length = request.headers.get(HEADER_LENGTH.lower())
+        if header_length is not None:
+            if not header_length.isdigit():
+                raise RequestError(f"{HEADER_LENGTH} {header_length!r} is not a number")
+            header_length = int(header_length)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            state["pool"], partial(_infer_sync, model, body, header_length, request.headers, max_body_bytes))
+
+    routes = [
+        Route("/v2", server_metadata),
+        Route("/v2/health/live", live),
+        Route("/v2/health/ready", ready),
+        Route("/v2/models/{name}", model_metadata),
+        Route("/v2/models/{name}/versions/{version}", model_metadata),
+        Route("/v2/models/{name}/ready", model_ready),
+        Route("/v2/models/{name}/versions/{version}/ready", model_ready),
+        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={RequestError: _request_error, HTTPException: _http_error, Exception: _internal_error},
+    )

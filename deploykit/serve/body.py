@@ -1,0 +1,85 @@
+"""Bodies: request size limits before and after decompression, and compressed responses when asked.
+
+tritonclient can gzip/deflate requests and ask for compressed responses; both happen in the worker
+thread with the rest of a request's CPU work (a compression middleware would run on the event loop).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from .protocol import RequestError
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+DRAIN_FACTOR = 4
+
+# wbits per Content-Encoding: gzip framing, and zlib framing ("deflate" on the web means zlib, RFC 9110 8.4.1.2)
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def _too_large(limit: int) -> RequestError:
+    return RequestError(f"request body exceeds the server's limit of {limit} bytes "
+                        "(deploykit serve --max-body-mb)", 413)
+
+
+async def read_body(request, limit: int) -> bytes:
+    """The raw body, or 413 when it is larger than ``limit``.
+
+    A body up to DRAIN_FACTOR x ``limit`` is read to its end and dropped before answering: most
+    clients send the whole body before reading the reply, and closing on unread data resets the
+    connection, so they would never see the message. Anything larger is refused unread.
+    """
+    drain = DRAIN_FACTOR * limit
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise RequestError(f"Content-Length {declared!r} is not a number")
+        if int(declared) > drain:
+            raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        elif size > drain:
+            break
+    if size > limit:
+        raise _too_large(limit)
+    return b"".join(chunks)
+
+
+def decode_body(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """Undo Content-Encoding, never inflating past ``limit`` (a small gzip can expand a thousandfold)."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding not in _WBITS:
+        raise RequestError(f"Content-Encoding {encoding!r} is not supported (use gzip, deflate or none)", 415)
+    inflater = zlib.decompressobj(_WBITS[encoding])
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise RequestError(f"the body is not valid {encoding} data: {exc}") from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise _too_large(limit)
+    return data
+
+
+def _accepted(accept_encoding: str | None) -> list[str]:
+    accepted = []
+    for token in (accept_encoding or "").split(","):
+        coding, _, params = token.strip().lower().partition(";")
+        if coding and params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000"):
+            accepted.append(coding)
+    return accepted
+
+
+def encode_body(body: bytes, accept_encoding: str | None, minimum_size: int = 4096) -> tuple[bytes, str | None]:
+    """``body`` compressed with the first of gzip/deflate the client accepts (small bodies stay plain)."""
+    if len(body) < minimum_size:
+        return body, None
+    for coding in ("gzip", "deflate"):
+        if coding in _accepted(accept_encoding):
+            packer = zlib.compressobj(6, zlib.DEFLATED, _WBITS[coding])
+            return packer.compress(body) + packer.flush(), coding
+    return body, None

@@ -1,0 +1,114 @@
+"""Running the app with uvicorn: in the foreground (the CLI) or in a background thread (tests, notebooks).
+
+uvicorn owns the clean shutdown: on SIGINT/SIGTERM (or ``should_exit``) it stops accepting, lets
+in-flight requests finish (up to ``graceful_seconds``), then runs the app's lifespan exit, which
+drains the inference pool; the caller then closes the model sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from pathlib import Path
+
+from ..errors import DeployKitError
+from .body import DEFAULT_MAX_BODY_BYTES
+from .repository import ModelRepository
+
+
+def _config(app, host: str, port: int, log_level: str, graceful_seconds: int, max_concurrency: int | None):
+    import uvicorn
+
+    # limit_concurrency bounds connections + in-flight requests (503 beyond it), and so the memory that
+    # request bodies can hold at once: max_concurrency x max_body_bytes.
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
+                          timeout_graceful_shutdown=graceful_seconds, limit_concurrency=max_concurrency,
+                          server_header=False)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind before serving, so a taken port is one clear error (uvicorn would log it and sys.exit)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise DeployKitError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def serve(artifact_dirs: list[str | Path], *, host: str = "127.0.0.1", port: int = 8000, backend: str = "auto",
+          workers: int | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, log_level: str = "info",
+          graceful_seconds: int = 30, max_concurrency: int | None = 64, on_loaded=None) -> None:
+    """Serve the artifacts until SIGINT/SIGTERM; every artifact must load before the port opens."""
+    import uvicorn
+
+    from .app import create_app
+
+    with ModelRepository.load(artifact_dirs, backend) as repository:
+        sock = bind_socket(host, port)
+        if on_loaded:
+            on_loaded(repository, sock.getsockname()[1])
+        app = create_app(repository, max_body_bytes=max_body_bytes, workers=workers)
+        try:
+            uvicorn.Server(_config(app, host, port, log_level, graceful_seconds, max_concurrency)).run(sockets=[sock])
+        finally:
+            sock.close()
+
+
+class BackgroundServer:
+    """The app on a loopback port in a daemon thread: ``with BackgroundServer(app) as s: s.url``.
+
+    Port 0 picks a free port; the socket is bound here, before the thread starts, so there is no
+    window in which another process can take it.
+    """
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning",
+                 graceful_seconds: int = 10, max_concurrency: int | None = 64):
+        import uvicorn
+
+        self.host = host
+        self.socket = bind_socket(host, port)
+        self.port = self.socket.getsockname()[1]
+        self.server = uvicorn.Server(_config(app, host, self.port, log_level, graceful_seconds, max_concurrency))
+        self.thread = threading.Thread(target=self._run, name="deploykit-serve", daemon=True)
+        self.error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self.server.serve(sockets=[self.socket]))
+        except BaseException as exc:  # reported by start()/stop() in the caller's thread
+            self.error = exc
+
+    def start(self, timeout: float = 30.0) -> "BackgroundServer":
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise DeployKitError(f"the server thread exited during startup: {self.error!r}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise DeployKitError(f"the server did not start within {timeout:.0f} s")
+            time.sleep(0.02)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        self.socket.close()
+        if self.thread.is_alive():
+            raise DeployKitError(f"the server did not stop within {timeout:.0f} s")
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False

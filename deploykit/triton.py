@@ -1,0 +1,297 @@
+"""Triton model repositories from artifacts: ``<repo>/<model>/config.pbtxt`` and ``<repo>/<model>/1/model.*``.
+
+The config is built as Triton's own ``ModelConfig`` protobuf (``tritonclient.grpc.model_config_pb2``),
+written with ``google.protobuf.text_format`` and parsed back before anything is written, so a config
+that Triton's parser would reject never reaches the repository. Then it is checked against the
+artifact: names and order, data types, ``-1`` exactly where an axis is dynamic, and a
+``max_batch_size`` no larger than the recipe's (= the TensorRT profile's) batch range allows.
+
+Batching (``max_batch_size > 0``) is only offered when Triton's batch convention holds: the same
+symbol, unscaled, is axis 0 of every input and output and appears nowhere else, with min 1 and
+step 1 (Triton may send any batch from 1 up). Triton's dims then omit that axis.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .artifact import PRECISION_MODELS, Artifact, engine_name, update_manifest
+from .errors import DeployKitError
+from .files import atomic_write_bytes, check_can_overwrite, sha256_file
+from .runtime import SymbolRange, TensorInfo, symbol_ranges, tensor_infos
+
+BACKENDS = {"onnxruntime": ("onnxruntime_onnx", "model.onnx"), "tensorrt": ("tensorrt_plan", "model.plan")}
+ORT_TRT_PRECISIONS = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}
+VERSION = "1"
+CONFIG = "config.pbtxt"
+_NUMPY_TO_TRITON = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "float64": "TYPE_FP64", "int64": "TYPE_INT64",
+                    "int32": "TYPE_INT32", "int8": "TYPE_INT8", "uint8": "TYPE_UINT8", "bool": "TYPE_BOOL"}
+
+
+def model_config_pb2():
+    """Triton's model-config protobuf module (ships with ``tritonclient[grpc]``)."""
+    try:
+        from tritonclient.grpc import model_config_pb2 as pb2
+    except ImportError as exc:
+        raise DeployKitError(f"Triton packaging needs tritonclient's model-config protobuf ({exc}): "
+                             "pip install 'tritonclient[grpc]'") from None
+    return pb2
+
+
+def parse_config(text: str):
+    """A config.pbtxt parsed by Triton's ModelConfig message; DeployKitError if Triton would reject its syntax."""
+    from google.protobuf import text_format
+
+    try:
+        return text_format.Parse(text, model_config_pb2().ModelConfig())
+    except text_format.ParseError as exc:
+        raise DeployKitError(f"not a valid Triton model config: {exc}") from None
+
+
+def read_config(path: str | Path):
+    return parse_config(Path(path).read_text())
+
+
+# -- what the artifact allows -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class BatchAxis:
+    symbol: str | None  # None: Triton cannot batch this model
+    limit: int  # the largest max_batch_size allowed (0 when not batchable)
+    reason: str  # why (not) batchable, for messages
+
+
+def batch_axis(inputs: tuple[TensorInfo, ...], outputs: tuple[TensorInfo, ...],
+               ranges: dict[str, SymbolRange]) -> BatchAxis:
+    tensors = inputs + outputs
+    first = tensors[0].dims[0] if tensors[0].dims else None
+    if first is None or isinstance(first, int):
+        return BatchAxis(None, 0, f"axis 0 of {tensors[0].name!r} is static")
+    symbol = first.symbol
+    for t in tensors:
+        head = t.dims[0] if t.dims else None
+        if isinstance(head, int) or head is None or head.symbol != symbol or head.scale != 1:
+            return BatchAxis(None, 0, f"axis 0 of {t.name!r} is not {symbol}")
+        if any(not isinstance(d, int) and d.symbol == symbol for d in t.dims[1:]):
+            return BatchAxis(None, 0, f"{symbol} also sizes a non-batch axis of {t.name!r}")
+    spec = ranges[symbol]
+    if spec.is_fixed:
+        return BatchAxis(None, 0, f"{symbol} is fixed at {spec.min} ({spec.reason})")
+    if spec.min != 1 or spec.multiple_of != 1:
+        return BatchAxis(None, 0, f"{symbol} must accept every batch from 1 (its range is [{spec.min}, {spec.max}] "
+                                  f"step {spec.multiple_of})")
+    return BatchAxis(symbol, spec.max, f"{symbol} is axis 0 of every input and output, range [1, {spec.max}]")
+
+
+def _onnx_dtypes(path: Path) -> dict[str, str]:
+    """numpy dtype names of the ONNX graph's inputs and outputs (what the shipped file really takes)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {v.name: np.dtype(onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)).name
+            for v in (*model.graph.input, *model.graph.output)}
+
+
+def _engine_limits(plan: Path, batch: BatchAxis, artifact: Artifact) -> tuple[BatchAxis, Path | None]:
+    """The engine's own profile (from its sidecar) caps the batch; its source ONNX gives the I/O dtypes."""
+    from .trt.sidecar import read_sidecar
+
+    sidecar = read_sidecar(plan)
+    source = artifact.path(sidecar.onnx.get("file", "")) if sidecar.onnx.get("file") else None
+    if batch.symbol is None:
+        return batch, source if source and source.is_file() else None
+    lows = {name: shapes["min"][0] for name, shapes in sidecar.profile.items()}
+    highs = {name: shapes["max"][0] for name, shapes in sidecar.profile.items()}
+    if not highs:
+        return BatchAxis(None, 0, f"{plan.name}'s sidecar records no profile"), None
+    if any(v != 1 for v in lows.values()):
+        return BatchAxis(None, 0, f"{plan.name}'s profile starts the batch at {max(lows.values())}, not 1"), None
+    limit = min(min(highs.values()), batch.limit)
+    reason = f"{batch.symbol} is axis 0 of every input and output; {plan.name}'s profile allows [1, {limit}]"
+    return BatchAxis(batch.symbol, limit, reason), source if source and source.is_file() else None
+
+
+# -- the config -------------------------------------------------------------------------------------
+@dataclass
+class TritonModel:
+    name: str
+    backend: str
+    dir: Path | None  # set once written
+    config_text: str
+    config: object = field(repr=False)
+    model_file: str
+    source: Path
+    max_batch_size: int
+    batch: BatchAxis
+    written: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        c = self.config
+        return {"name": self.name, "backend": self.backend, "dir": str(self.dir), "source": str(self.source),
+                "max_batch_size": c.max_batch_size, "dynamic_batching": c.HasField("dynamic_batching"),
+                "inputs": [{"name": i.name, "dims": list(i.dims)} for i in c.input],
+                "outputs": [{"name": o.name, "dims": list(o.dims)} for o in c.output],
+                "batch": self.batch.reason, "written": self.written}
+
+
+def _profile_shapes(inputs, ranges, batch: BatchAxis, max_batch: int) -> dict[str, str]:
+    """onnxruntime-TensorRT profile options ("x:1x64x8x8,...") from the recipe's min/opt/max."""
+    options = {}
+    for label in ("min", "opt", "max"):
+        values = {}
+        for name, r in ranges.items():
+            lo, hi = r.min, r.max
+            if name == batch.symbol and max_batch:
+                hi = min(hi, max_batch)
+            values[name] = {"min": lo, "max": hi}.get(label, min(max(r.opt or lo, lo), hi))
+        options[f"trt_profile_{label}_shapes"] = ",".join(
+            f"{t.name}:{'x'.join(str(d) for d in t.shape(values))}" for t in inputs)
+    return options
+
+
+def build_config(artifact: Artifact, *, backend: str = "onnxruntime", max_batch: int | None = None,
+                 dynamic_batching: bool = False, ort_trt: str | None = None, precision: str = "fp32",
+                 name: str | None = None) -> TritonModel:
+    """The Triton model for ``artifact`` (nothing written yet); DeployKitError when the options do not fit it."""
+    if backend not in BACKENDS:
+        raise DeployKitError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if precision not in PRECISION_MODELS:
+        raise DeployKitError(f"--precision must be one of {', '.join(PRECISION_MODELS)}, got {precision!r}")
+    pb2 = model_config_pb2()
+    platform, model_file = BACKENDS[backend]
+    source_name = PRECISION_MODELS[precision] if backend == "onnxruntime" else engine_name(precision)
+    if source_name not in artifact.manifest["files"]:
+        hint = {"tensorrt": "deploykit build-trt", "onnxruntime": "deploykit calibrate" if precision != "fp32"
+                else "deploykit export"}[backend]
+        raise DeployKitError(f"{artifact.dir} has no {source_name}; make it with `{hint} {artifact.name}`")
+    artifact.check_files(source_name)
+    source = artifact.path(source_name)
+
+    inputs = tensor_infos(artifact.manifest["inputs"])
+    outputs = tensor_infos(artifact.manifest["outputs"])
+    ranges = symbol_ranges(artifact.manifest)
+    batch = batch_axis(inputs, outputs, ranges)
+    onnx_source = source
+    if backend == "tensorrt":
+        batch, onnx_source = _engine_limits(source, batch, artifact)
+    if max_batch is None:
+        max_batch = batch.limit
+    if max_batch < 0:
+        raise DeployKitError(f"--max-batch must be >= 0, got {max_batch}")
+    if max_batch > 0 and batch.symbol is None:
+        raise DeployKitError(f"{artifact.name} cannot use Triton batching (--max-batch {max_batch}): {batch.reason}; "
+                             "use --max-batch 0")
+    if max_batch > batch.limit:
+        raise DeployKitError(f"--max-batch {max_batch} is larger than {artifact.name} allows: {batch.reason}")
+    if dynamic_batching and max_batch == 0:
+        raise DeployKitError("--dynamic-batching needs max_batch_size > 0 (Triton's dynamic batcher combines requests "
+                             f"along the batch axis; {batch.reason})")
+    if ort_trt is not None:
+        if backend != "onnxruntime":
+            raise DeployKitError("--ort-trt is onnxruntime's TensorRT accelerator; with --backend tensorrt the model "
+                                 "is already a TensorRT engine")
+        if ort_trt not in ORT_TRT_PRECISIONS:
+            raise DeployKitError(f"--ort-trt must be one of {', '.join(ORT_TRT_PRECISIONS)}, got {ort_trt!r}")
+        if ort_trt == "int8" and precision != "int8":
+            raise DeployKitError("--ort-trt int8 needs the Q/DQ model: add --precision int8 "
+                                 "(made by `deploykit calibrate`)")
+
+    dtypes = _onnx_dtypes(onnx_source) if onnx_source is not None else {
+        e["name"]: e.get("dtype", "float32") for e in (*artifact.manifest["inputs"], *artifact.manifest["outputs"])}
+    fixed = {n: r.min for n, r in ranges.items() if r.is_fixed}
+    config = pb2.ModelConfig(name=name or artifact.name, platform=platform, backend=backend,
+                             max_batch_size=max_batch, default_model_filename=model_file)
+    for infos, add in ((inputs, config.input.add), (outputs, config.output.add)):
+        for t in infos:
+            if t.name not in dtypes:
+                raise DeployKitError(f"{source} has no tensor {t.name!r} (the manifest declares it): re-export")
+            if dtypes[t.name] not in _NUMPY_TO_TRITON:
+                raise DeployKitError(f"{t.name!r} has dtype {dtypes[t.name]}, which Triton packaging does not map")
+            entry = add()
+            entry.name = t.name
+            entry.data_type = pb2.DataType.Value(_NUMPY_TO_TRITON[dtypes[t.name]])
+            entry.dims.extend(t.shape(fixed)[1 if max_batch > 0 else 0:])
+    if dynamic_batching:
+        config.dynamic_batching.SetInParent()
+    if ort_trt is not None:
+        accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add()
+        accelerator.name = "tensorrt"
+        accelerator.parameters["precision_mode"] = ORT_TRT_PRECISIONS[ort_trt]
+        accelerator.parameters["max_workspace_size_bytes"] = str(1 << 30)
+        if any(not r.is_fixed for r in ranges.values()):
+            accelerator.parameters.update(_profile_shapes(inputs, ranges, batch, max_batch))
+
+    from google.protobuf import text_format
+
+    text = text_format.MessageToString(config)
+    parsed = parse_config(text)
+    if parsed != config:
+        raise DeployKitError("the config does not survive a round trip through Triton's parser (a deploykit bug)")
+    model = TritonModel(config.name, backend, None, text, parsed, model_file, source, max_batch, batch)
+    check_config(parsed, artifact, dtypes)
+    return model
+
+
+def check_config(config, artifact: Artifact, dtypes: dict[str, str] | None = None) -> None:
+    """Raise DeployKitError unless a parsed ModelConfig agrees with the artifact it was made from."""
+    pb2 = model_config_pb2()
+    inputs = tensor_infos(artifact.manifest["inputs"])
+    outputs = tensor_infos(artifact.manifest["outputs"])
+    ranges = symbol_ranges(artifact.manifest)
+    batch = batch_axis(inputs, outputs, ranges)
+    fixed = {n: r.min for n, r in ranges.items() if r.is_fixed}
+    problems = []
+    if config.max_batch_size > batch.limit:
+        problems.append(f"max_batch_size {config.max_batch_size} > {batch.limit} ({batch.reason})")
+    if config.HasField("dynamic_batching") and config.max_batch_size == 0:
+        problems.append("dynamic_batching with max_batch_size 0")
+    skip = 1 if config.max_batch_size > 0 else 0
+    for kind, declared, infos in (("input", config.input, inputs), ("output", config.output, outputs)):
+        if [d.name for d in declared] != [t.name for t in infos]:
+            problems.append(f"{kind} names {[d.name for d in declared]} != artifact {[t.name for t in infos]}")
+            continue
+        for entry, t in zip(declared, infos):
+            want = t.shape(fixed)[skip:]
+            if list(entry.dims) != want:
+                problems.append(f"{kind} {t.name!r} dims {list(entry.dims)} != {want}")
+            dtype = (dtypes or {}).get(t.name, t.dtype.name)
+            if pb2.DataType.Name(entry.data_type) != _NUMPY_TO_TRITON.get(dtype):
+                problems.append(f"{kind} {t.name!r} data_type {pb2.DataType.Name(entry.data_type)} != {dtype}")
+    if problems:
+        raise DeployKitError(f"Triton config for {artifact.name} disagrees with the artifact: {'; '.join(problems)}")
+
+
+# -- writing the repository -------------------------------------------------------------------------
+def package_triton(artifact_dir: str | Path, repo_dir: str | Path, *, force: bool = False, **options) -> TritonModel:
+    """Write ``repo_dir/<name>/config.pbtxt`` and ``repo_dir/<name>/1/model.(onnx|plan)``; return what was written.
+
+    Files deploykit wrote before (recorded in the artifact manifest's "triton" section) are replaced;
+    anything else needs ``force``. Model first, config last: a polling Triton never sees a config
+    without its model.
+    """
+    artifact = Artifact.open(artifact_dir)
+    model = build_config(artifact, **options)
+    model.dir = Path(repo_dir) / model.name
+    record_key = str(model.dir.resolve())
+    previous = artifact.manifest.get("triton", {}).get(record_key, {}).get("files", {})
+    files = {f"{VERSION}/{model.model_file}": model.source.read_bytes(), CONFIG: model.config_text.encode()}
+    for relative in files:
+        check_can_overwrite(model.dir / relative, previous.get(relative), force)
+    for relative, data in files.items():
+        atomic_write_bytes(model.dir / relative, data)
+        model.written.append(str(model.dir / relative))
+    for relative, digest in previous.items():  # e.g. 1/model.onnx left over after switching to tensorrt
+        stale = model.dir / relative
+        if relative not in files and stale.is_file() and sha256_file(stale) == digest:
+            os.remove(stale)
+    record = dict(artifact.manifest.get("triton", {}))
+    record[record_key] = {"backend": model.backend, "max_batch_size": model.max_batch_size, "source": model.source.name,
+                          "files": {rel: sha256_file(model.dir / rel) for rel in files}}
+    update_manifest(artifact, "triton", record)
+    return model
+
+
+__all__ = ["BACKENDS", "build_config", "check_config", "package_triton", "parse_config", "read_config"]

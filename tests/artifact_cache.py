@@ -1,0 +1,46 @@
+"""Each recipe exported at most once per test session, shared by every test that needs an artifact.
+
+Tests that need a few artifacts call ``exported_artifact``; the ``exported`` fixture (conftest) asks for all
+of them. Treat the shared folders as read-only: ``artifact_copy`` gives a private copy to write into.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from deploykit.export import ExportResult, export_onnx
+from deploykit.recipe import find_recipe, recipe_names
+
+from .conftest import RECIPES
+
+_ROOTS: dict[str, Path] = {}
+_RESULTS: dict[tuple[str, str], ExportResult] = {}
+
+
+def has_recipe(name: str) -> bool:
+    return name in recipe_names(RECIPES)
+
+
+def shared_root(tmp_path_factory) -> Path:
+    key = str(tmp_path_factory.getbasetemp())
+    if key not in _ROOTS:
+        _ROOTS[key] = tmp_path_factory.mktemp("artifacts")
+    return _ROOTS[key]
+
+
+def export_result(tmp_path_factory, name: str) -> ExportResult:
+    key = (str(tmp_path_factory.getbasetemp()), name)
+    if key not in _RESULTS:
+        _RESULTS[key] = export_onnx(find_recipe(name, RECIPES), shared_root(tmp_path_factory))
+    return _RESULTS[key]
+
+
+def exported_artifact(tmp_path_factory, name: str) -> Path:
+    """``<shared root>/<name>/`` exported with the default options."""
+    return export_result(tmp_path_factory, name).path.parent
+
+
+def artifact_copy(tmp_path_factory, name: str, dest: Path) -> Path:
+    """A private copy of the artifact, for tests that write into it (e.g. the manifest's triton record)."""
+    return Path(shutil.copytree(exported_artifact(tmp_path_factory, name), dest / name))

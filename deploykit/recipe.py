@@ -18,9 +18,11 @@ from typing import Callable
 import numpy as np
 
 from .errors import DeployKitError
+from .synthetic import smooth_fields
 from .shapes import DimExpr, ShapeCase, allowed_values, parse_dim, resolve_shape, sweep
 
 PRECISIONS = ("fp32", "fp16", "int8")
+DISTRIBUTIONS = ("normal", "uniform", "smooth")  # smooth: image-like fields in [0, 1] (synthetic.py)
 
 # Sensible defaults per precision: fp32 is strict elementwise; fp16 and int8 are judged by cosine and SNR
 # floors, because an elementwise 1e-5 for fp16 is the known false-failure trap.
@@ -159,6 +161,8 @@ class Recipe:
         for spec, shape in zip(self.inputs, self.input_shapes(case).values()):
             if spec.dist == "uniform":
                 feed[spec.name] = rng.uniform(spec.low, spec.high, size=shape).astype(np.float32)
+            elif spec.dist == "smooth":
+                feed[spec.name] = smooth_fields(rng, shape)
             else:
                 feed[spec.name] = (rng.standard_normal(shape) * spec.std + spec.mean).astype(np.float32)
         return feed
@@ -362,8 +366,8 @@ class _Validator:
                     self.fail(f"{where}.shape[{j}]", f"unknown symbol {parsed.symbol!r} (declare it under [dims.{parsed.symbol}])")
                 shape.append(parsed)
             dist = self.typed(item, "dist", str, f"{where}.dist", default="normal")
-            if dist not in ("normal", "uniform"):
-                self.fail(f"{where}.dist", f"must be \"normal\" or \"uniform\", got {dist!r}")
+            if dist not in DISTRIBUTIONS:
+                self.fail(f"{where}.dist", f"must be one of {', '.join(DISTRIBUTIONS)}, got {dist!r}")
             num = (int, float)
             spec = TensorSpec(
                 name, tuple(shape), dist,

@@ -1,8 +1,11 @@
 """Deterministic weights for zoo artifacts, and loading a user's checkpoint.
 
 A zoo artifact is built from seeded weights with non-trivial BatchNorm statistics (a fresh module's
-running mean 0 / var 1 would hide BN-folding mistakes). The exact state_dict used is stored next
-to the ONNX so every later check compares against the same PyTorch weights.
+running mean 0 / var 1 would hide BN-folding mistakes). The statistics are measured on seeded recipe
+inputs, as training would: random statistics let activations shrink stage by stage until a deep
+network's output no longer depends on its input (composite's logits varied by 1e-7 across inputs),
+and parity checks on such a network prove little. The exact state_dict used is stored next to the
+ONNX so every later check compares against the same PyTorch weights.
 """
 
 from __future__ import annotations
@@ -17,25 +20,66 @@ from .errors import DeployKitError
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-def seeded_model(recipe, seed: int = 0) -> nn.Module:
-    """The recipe's module with seeded parameters and seeded, non-trivial BatchNorm statistics."""
+def seeded_model(recipe, seed: int = 0, batches: int = 4) -> nn.Module:
+    """The recipe's module with seeded parameters, seeded BN affine terms and measured BN statistics."""
     torch.manual_seed(seed)
     model = recipe.build()
-    randomize_norm_stats(model, seed)
+    randomize_norm_affine(model, seed)
+    measure_norm_stats(model, recipe, seed, batches)
+    fit = getattr(model, "fit_reference", None)
+    if callable(fit):  # a whole network whose random weights would not be representative (e.g. for INT8)
+        with deterministic():
+            fit(recipe, seed)
     return model.eval()
 
 
-def randomize_norm_stats(model: nn.Module, seed: int = 0) -> nn.Module:
+class deterministic:
+    """Deterministic kernels on one thread for a block, so seeded training gives the same weights on
+    every run and every machine (a multi-threaded reduction's order depends on the core count; and
+    under CPU contention two spinning OpenMP threads made a 7 s fit take 150 s)."""
+
+    def __enter__(self):
+        self.previous = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+        torch.use_deterministic_algorithms(True)
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.use_deterministic_algorithms(self.previous[0])
+        torch.set_num_threads(self.previous[1])
+        return False
+
+
+def randomize_norm_affine(model: nn.Module, seed: int = 0) -> nn.Module:
+    """gamma ~ 1 +- 0.2, beta ~ 0 +- 0.1: folding them into convs must be exact, so they must not be 1 and 0."""
     generator = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, _NORMS) and module.track_running_stats:
-                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.2)
-                module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) * 0.8 + 0.6)
-                if module.affine:
-                    module.weight.copy_(1.0 + 0.2 * torch.randn(module.weight.shape, generator=generator))
-                    module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=generator))
+            if isinstance(module, _NORMS) and module.affine:
+                module.weight.copy_(1.0 + 0.2 * torch.randn(module.weight.shape, generator=generator))
+                module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=generator))
     return model
+
+
+def measure_norm_stats(model: nn.Module, recipe, seed: int = 0, batches: int = 4) -> nn.Module:
+    """Running mean/var as the average over ``batches`` seeded inputs at the opt shape (momentum=None)."""
+    from .adapter import FlatIO
+
+    norms = [m for m in model.modules() if isinstance(m, _NORMS) and m.track_running_stats]
+    if not norms:
+        return model
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    flat = FlatIO(model, recipe.call).train()
+    case = recipe.case("opt")
+    with torch.no_grad():
+        for i in range(batches):
+            feed = recipe.make_inputs(case, seed=seed + 1000 + i)
+            flat(*[torch.from_numpy(feed[t.name]) for t in recipe.inputs])
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    return model.eval()
 
 
 def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:

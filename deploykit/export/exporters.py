@@ -8,16 +8,13 @@ size-1 dims (so the example batch is >= 2) and may raise the opset; whatever it 
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
 from fractions import Fraction
 from pathlib import Path
 
 import torch
 
 from ..errors import ExportRefused
+from ..quiet import quiet
 from ..shapes import DimExpr, ShapeCase, allowed_values
 
 
@@ -41,25 +38,8 @@ def dynamic_axes(recipe) -> dict[str, dict[int, str]]:
     return axes
 
 
-@contextlib.contextmanager
-def quiet(log: list[str]):
-    """The exporters print progress and warnings; keep them for the manifest, off the terminal."""
-    out = io.StringIO()
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out), \
-                contextlib.redirect_stderr(out):
-            warnings.simplefilter("always")
-            yield
-    finally:
-        logging.disable(previous)
-        log.extend(str(w.message).splitlines()[0] for w in caught if str(w.message))
-        log.extend(line for line in out.getvalue().splitlines() if line.strip())
-
-
 def export_torchscript(flat, example, recipe, opset: int, dynamic: bool, path: Path, log: list[str]) -> None:
-    with quiet(log), torch.no_grad():
+    with quiet(log, stderr=True), torch.no_grad():
         torch.onnx.export(
             flat, tuple(example), str(path), dynamo=False, opset_version=opset,
             input_names=[t.name for t in recipe.inputs], output_names=[t.name for t in recipe.outputs],
@@ -91,7 +71,7 @@ def _dynamo_shapes(recipe) -> tuple:
 
 
 def export_dynamo(flat, example, recipe, opset: int, dynamic: bool, path: Path, log: list[str]) -> None:
-    with quiet(log), torch.no_grad():
+    with quiet(log, stderr=True), torch.no_grad():
         program = torch.onnx.export(
             flat, tuple(example), dynamo=True, opset_version=opset,
             input_names=[t.name for t in recipe.inputs], output_names=[t.name for t in recipe.outputs],

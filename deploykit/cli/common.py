@@ -53,3 +53,21 @@ def console(stderr: bool = False):
     # Piped output (CI logs, files) gets wide tables instead of rich's 80-column default.
     width = None if stream.isatty() else 160
     return Console(stderr=stderr, soft_wrap=False, width=width)
+
+
+class _NoStatus:
+    """Stands in for a rich status spinner when output must stay machine-readable (--json)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, *args, **kwargs):
+        pass
+
+
+def spinner(message: str, enabled: bool = True):
+    """A rich status spinner on stderr, or a silent stand-in (e.g. under --json)."""
+    return console(stderr=True).status(message, spinner="dots") if enabled else _NoStatus()

@@ -43,6 +43,8 @@ def select_recipes(names, all_, recipe_dir, module=None, recipe_path=None):
 @click.option("--no-simplify", is_flag=True, help="Keep the raw exported graph.")
 @click.option("--static", is_flag=True, help="Fix every axis at the export (opt) shape.")
 @click.option("--no-rewrites", is_flag=True, help="Export the module as written (unsafe modules are then refused).")
+@click.option("--no-optimize", is_flag=True,
+              help="Skip the exact onnxruntime graph optimizations (shape-arithmetic folding, CSE) after simplify.")
 @click.option("--force", is_flag=True, help="Overwrite files deploykit did not write (or that changed since).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A state_dict to load (strict) instead of seeded weights.")
@@ -51,7 +53,7 @@ def select_recipes(names, all_, recipe_dir, module=None, recipe_path=None):
               help="The recipe TOML for --module.")
 @recipes_option
 @json_option
-def command(names, all_, opset, exporter, out_dir, no_simplify, static, no_rewrites, force, checkpoint,
+def command(names, all_, opset, exporter, out_dir, no_simplify, static, no_rewrites, no_optimize, force, checkpoint,
             module, recipe_path, recipe_dir, as_json):
     """Export recipes to ONNX with dynamic axes, check them, simplify them, write a manifest.
 
@@ -82,7 +84,8 @@ def command(names, all_, opset, exporter, out_dir, no_simplify, static, no_rewri
 
             try:
                 result = export_onnx(recipe, out_dir, opset=opset, exporter=exporter, simplify=not no_simplify,
-                                     static=static, rewrites=not no_rewrites, force=force, checkpoint=checkpoint,
+                                     static=static, rewrites=not no_rewrites, optimize=not no_optimize, force=force,
+                                     checkpoint=checkpoint,
                                      on_step=on_step)
                 results.append(result.summary())
             except DeployKitError as exc:

@@ -10,7 +10,7 @@ from ..errors import DeployKitError
 from ..recipe import PRECISIONS
 from ..shapes import parse_shape_option
 from ..verify import BACKENDS, verify_artifact, verify_onnx
-from .common import console, echo_json, json_option, out_option, recipes_option
+from .common import spinner, console, echo_json, json_option, out_option, recipes_option
 from .export_cmd import select_recipes
 
 
@@ -55,10 +55,9 @@ def command(names, all_, backend, precision, shapes, out_dir, seed, onnx_path, m
         raise DeployKitError("--onnx needs --module and --recipe (and --checkpoint)")
     recipes = select_recipes(names, all_, recipe_dir, module, recipe_path)
     runs, missing = [], []
-    out = console(stderr=True)
     for recipe in recipes:
         extra = [_parse_shape(s, recipe) for s in shapes]
-        status = out.status(f"verifying {recipe.name}", spinner="dots") if not as_json else _Null()
+        status = spinner(f"verifying {recipe.name}", not as_json)
         with status:
             def on_case(case, name=recipe.name):
                 if not as_json:
@@ -90,15 +89,6 @@ def command(names, all_, backend, precision, shapes, out_dir, seed, onnx_path, m
         raise SystemExit(1)
 
 
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, *args, **kwargs):
-        pass
 
 
 def _parse_shape(text, recipe):

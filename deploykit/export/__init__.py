@@ -2,7 +2,8 @@
 
 Steps: seeded (or checkpoint) weights -> exact rewrites on a copy (proven equal in PyTorch) ->
 export (TorchScript first, then dynamo, under ``auto``) -> checker, dynamic-axis and parity checks ->
-simplify (onnxsim, else onnxslim, else raw; each candidate re-checked) -> atomic writes, manifest last.
+simplify (onnxsim, else onnxslim, else raw; each candidate re-checked) -> exact graph optimizations for
+onnxruntime (optimize.py; kept only if the parity check still passes) -> atomic writes, manifest last.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..runners.torch_runner import TorchRunner
 from ..weights import load_checkpoint, seeded_model
 from .checks import check_dynamic_axes, check_onnx_model, dim_of, parity, require_parity, stamp_static_output_dims
 from .exporters import EXPORTERS, example_case
+from .optimize import optimize_for_ort
 from .simplify import SIMPLIFIERS, simplifier_versions
 
 EXPORTER_CHOICES = ("auto", "torchscript", "dynamo")
@@ -89,7 +91,8 @@ def _existing_hashes(folder: Path) -> dict:
 
 def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None = None, exporter: str = "auto",
                 simplify: bool = True, static: bool = False, rewrites: bool = True, force: bool = False,
-                checkpoint: str | Path | None = None, seed: int = 0, on_step=None) -> ExportResult:
+                checkpoint: str | Path | None = None, seed: int = 0, on_step=None,
+                optimize: bool = True) -> ExportResult:
     """Export ``recipe`` into ``out_dir/<recipe.name>/``; raise ExportRefused rather than write a wrong model."""
     step = on_step or (lambda message: None)
     if exporter not in EXPORTER_CHOICES:
@@ -173,6 +176,20 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
                 chosen, chosen_name = candidate, name
     nodes["chosen"] = chosen_name
 
+    ort_optimization = {"applied": False, "notes": []}
+    if optimize:
+        step("optimizing for onnxruntime")
+        try:
+            candidate, notes = optimize_for_ort(chosen, recipe)
+            if notes:
+                check_dynamic_axes(candidate, recipe, cases[0] if static else None)
+                require_parity(parity(candidate.SerializeToString(), model, recipe, cases, recipe.tolerance("fp32")),
+                               "the onnxruntime-optimized model")
+                chosen, ort_optimization = candidate, {"applied": True, "notes": notes}
+                nodes["optimized"] = len(chosen.graph.node)
+        except Exception as exc:  # an optimization that breaks anything is dropped, never kept
+            ort_optimization = {"applied": False, "notes": [], "reason": str(exc).splitlines()[0][:300]}
+
     step("writing the artifact")
     model_bytes = chosen.SerializeToString()
     atomic_write_bytes(folder / WEIGHTS, state_dict_bytes(model))
@@ -200,6 +217,7 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
                  for n, d in recipe.dims.items()},
         "nodes": nodes,
         "simplifier_attempts": simplifiers,
+        "ort_optimization": ort_optimization,
         "checks": {"onnx_checker": "passed", "dynamic_axes": "passed" if not static else "static",
                    "parity_cases": [c.values for c in cases]},
         "weights": {"source": f"seeded({seed})" if checkpoint is None else str(checkpoint)},

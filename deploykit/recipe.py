@@ -128,6 +128,16 @@ class Recipe:
     def static_symbols(self) -> list[str]:
         return [n for n, d in self.dims.items() if d.is_static]
 
+    @property
+    def batch_symbol(self) -> str | None:
+        """The dynamic symbol every input carries, unscaled, on axis 0 (the batch axis), if there is one."""
+        symbols = {t.shape[0].symbol if isinstance(t.shape[0], DimExpr) and t.shape[0].scale == 1 else None
+                   for t in self.inputs}
+        if len(symbols) != 1:
+            return None
+        symbol = symbols.pop()
+        return symbol if symbol is not None and not self.dims[symbol].is_static else None
+
     def case(self, label: str) -> ShapeCase:
         return ShapeCase(label, {n: d.value if d.is_static else getattr(d, label) for n, d in self.dims.items()})
 

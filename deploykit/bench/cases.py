@@ -1,22 +1,14 @@
 """Which shapes to time: the recipe's opt shape by default, or ``--shape`` / ``--batch`` values.
 
 ``--shape B=4,H=64`` names some symbols (the others keep their opt value); ``--batch 1,2,8`` sets the
-batch axis (the first axis of the first input, when it is a dynamic symbol). Given both, every
+batch axis (``Recipe.batch_symbol``: the dynamic symbol on axis 0 of every input). Given both, every
 shape is timed at every batch. Every case is checked against the recipe's ranges before anything runs.
 """
 
 from __future__ import annotations
 
 from ..errors import DeployKitError
-from ..shapes import DimExpr, ShapeCase, parse_shape_option
-
-
-def batch_symbol(recipe) -> str | None:
-    """The symbol of the first input's first axis when it is a plain dynamic symbol (usually ``B``)."""
-    first = recipe.inputs[0].shape[0]
-    if isinstance(first, DimExpr) and first.scale == 1 and not recipe.dims[first.symbol].is_static:
-        return first.symbol
-    return None
+from ..shapes import ShapeCase, parse_shape_option
 
 
 def parse_batches(text: str | None) -> list[int]:
@@ -47,10 +39,10 @@ def bench_cases(recipe, shapes: list[str] = (), batches: list[int] = ()) -> list
             raise DeployKitError(f"{recipe.name}: {exc}") from None
         points.append({**opt, **given})
     if batches:
-        symbol = batch_symbol(recipe)
+        symbol = recipe.batch_symbol
         if symbol is None:
-            raise DeployKitError(f"--batch: {recipe.name} has no dynamic batch axis (its first input starts with "
-                                 f"{recipe.inputs[0].dim_names()[0]!r})")
+            raise DeployKitError(f"--batch: {recipe.name} has no dynamic batch axis (no dynamic symbol on axis 0 of "
+                                 f"every input; its first input starts with {recipe.inputs[0].dim_names()[0]!r})")
         points = [{**p, symbol: b} for p in points for b in batches]
     cases, seen = [], set()
     for values in points:

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import DeployKitError
 from ..recipe import RecipeError
-from ..shapes import DimExpr, ShapeCase, allowed_values
+from ..shapes import ShapeCase, allowed_values
 from .images import IMAGE_SUFFIXES, ImagePreprocessing, read_image
 
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -38,24 +38,14 @@ class CalibrationDataError(DeployKitError):
 
 
 # -- shapes ---------------------------------------------------------------------------------------
-def batch_symbol(recipe) -> str | None:
-    """The dynamic symbol every input carries on axis 0 (samples are stacked on it), if any."""
-    symbols = {t.shape[0].symbol if isinstance(t.shape[0], DimExpr) and t.shape[0].scale == 1 else None
-               for t in recipe.inputs}
-    if len(symbols) != 1:
-        return None
-    symbol = symbols.pop()
-    return symbol if symbol is not None and not recipe.dims[symbol].is_static else None
-
-
 def samples_in(recipe, feed: Feed) -> int:
     """How many samples one batch holds (its batch-axis size; 1 when inputs have no batch axis)."""
-    return int(feed[recipe.inputs[0].name].shape[0]) if batch_symbol(recipe) else 1
+    return int(feed[recipe.inputs[0].name].shape[0]) if recipe.batch_symbol else 1
 
 
 def default_batch_size(recipe, requested: int | None = None) -> int:
     """``requested`` (or the recipe's ``[calibration] batch``, else the opt batch), checked against the range."""
-    symbol = batch_symbol(recipe)
+    symbol = recipe.batch_symbol
     size = requested or recipe.calibration.batch
     if symbol is None:
         if size not in (None, 1):
@@ -123,7 +113,7 @@ def _sizes(total: int, batch: int, recipe, origin: str) -> list[int]:
     sizes = [batch] * (total // batch)
     rest = total % batch
     if rest:
-        symbol = batch_symbol(recipe)
+        symbol = recipe.batch_symbol
         spec = recipe.dims[symbol]
         if rest not in allowed_values(spec.min, spec.max, spec.multiple_of):
             raise CalibrationDataError(f"{origin}: {total} samples leave a last batch of {rest}, outside "
@@ -194,7 +184,7 @@ class SyntheticData(CalibrationData):
             raise CalibrationDataError(f"synthetic shapes must be one of {', '.join(SYNTHETIC_SHAPES)}, got {shapes!r}")
         self.seed = seed
         self.shape_mode = shapes
-        symbol = batch_symbol(recipe)
+        symbol = recipe.batch_symbol
         self.sizes = _sizes(samples, self.batch_size, recipe, f"--synthetic {samples}") if symbol else [1] * samples
         self.samples = samples
         self.source = f"synthetic(recipe={recipe.name}, seed={seed}, samples={samples}, shapes={shapes})"
@@ -235,7 +225,7 @@ class ArrayData(CalibrationData):
         path = Path(path)
         self.files = _list_files(path, ARRAY_SUFFIXES, "arrays (.npy, .npz)")
         self.source = str(path)
-        self.symbol = batch_symbol(recipe)
+        self.symbol = recipe.batch_symbol
         self.plan: list[tuple[Path, int, int]] = []  # (file, start, size)
         shapes, total = [], 0
         for file in self.files:  # validated up front: a bad file fails before any calibration work
@@ -313,7 +303,7 @@ class ImageData(CalibrationData):
         self.prep = ImagePreprocessing.for_recipe(recipe)
         self.input = self.prep.input
         count = len(self.files)
-        self.sizes = _sizes(count, self.batch_size, recipe, str(path)) if batch_symbol(recipe) else [1] * count
+        self.sizes = _sizes(count, self.batch_size, recipe, str(path)) if recipe.batch_symbol else [1] * count
         for file in self.files:
             self.prep.check_readable(file)
         probe = self._batch(self.files[: self.sizes[0]])

@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import DeployKitError
-from .common import spinner, console, echo_json, json_option, out_option, recipes_option
-from .export_cmd import select_recipes
+from .common import select_recipes, spinner, console, echo_json, json_option, out_option, recipes_option
 
 
 @click.command("bench")
@@ -87,7 +86,7 @@ def command(names, all_, backends_text, shapes, batch_text, warmup, iters, round
     else:
         _print(data, written)
         if profile:
-            _print_profiles(data["results"], out_dir, threads)
+            _print_profiles(data["results"], {r.name: r for r in recipes}, out_dir, threads)
     if errors:
         raise SystemExit(2)
 
@@ -155,18 +154,17 @@ def _print(data, written):
         out.print("wrote " + ", ".join(str(p) for p in written[:4]) + (f" (+{len(written) - 4} more)" if len(written) > 4 else ""))
 
 
-def _print_profiles(rows, out_dir, threads):
+def _print_profiles(rows, recipes, out_dir, threads):
     from ..artifact import Artifact
     from ..bench.backends import BACKENDS
     from ..bench.profile import profile_ort
-    from ..recipe import find_recipe
     from ..shapes import ShapeCase
 
     out = console()
     for row in rows:
         if row["status"] != "ok" or BACKENDS[row["backend"]].kind != "ort":  # torch/TensorRT have their own profilers
             continue
-        recipe = find_recipe(row["recipe"])
+        recipe = recipes[row["recipe"]]  # the recipes selected, from --recipes if given
         artifact = Artifact.open(Path(out_dir) / row["recipe"])
         feed = recipe.make_inputs(ShapeCase(row["case"], row["shape"]))
         backend = BACKENDS[row["backend"]]

@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import DeployKitError
-from .common import console, echo_json, json_option, out_option, recipes_option
-from .export_cmd import select_recipes
+from .common import select_recipes, console, echo_json, json_option, out_option, recipes_option
 
 EXIT_PROBLEMS = 1     # CPU checks found problems, or an engine failed its parity check
 EXIT_NO_TENSORRT = 3  # the checks passed but this machine cannot build (no TensorRT / no GPU)

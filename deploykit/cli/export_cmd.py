@@ -8,29 +8,7 @@ import click
 
 from ..errors import DeployKitError
 from ..export import EXPORTER_CHOICES, export_onnx
-from ..recipe import find_recipe, load_all, load_recipe
-from .common import console, echo_json, json_option, out_option, recipes_option, resolve_recipe_dir
-
-
-def select_recipes(names, all_, recipe_dir, module=None, recipe_path=None):
-    """The recipes a command works on: zoo names, --all, or a user module with its recipe."""
-    if module or recipe_path:
-        if not (module and recipe_path):
-            raise DeployKitError("--module and --recipe go together (a user module needs its recipe)")
-        if names or all_:
-            raise DeployKitError("give either recipe names/--all or --module with --recipe, not both")
-        recipe = load_recipe(recipe_path)
-        if recipe.factory is None or recipe.factory != module:
-            # The recipe names its factory; --module must agree so the user knows what gets built.
-            raise DeployKitError(f"{recipe_path}: factory is {recipe.factory or recipe.module!r}, --module says {module!r}")
-        return [recipe]
-    if all_ and names:
-        raise DeployKitError("give recipe names or --all, not both")
-    if all_:
-        return load_all(resolve_recipe_dir(recipe_dir))
-    if not names:
-        raise DeployKitError("name at least one recipe (see `deploykit list`), or pass --all")
-    return [find_recipe(n, resolve_recipe_dir(recipe_dir)) for n in names]
+from .common import select_recipes, console, echo_json, json_option, out_option, recipes_option
 
 
 @click.command("export")

@@ -10,8 +10,7 @@ from ..errors import DeployKitError
 from ..recipe import PRECISIONS
 from ..shapes import parse_shape_option
 from ..verify import BACKENDS, verify_artifact, verify_onnx
-from .common import spinner, console, echo_json, json_option, out_option, recipes_option
-from .export_cmd import select_recipes
+from .common import select_recipes, spinner, console, echo_json, json_option, out_option, recipes_option
 
 
 @click.command("verify")

@@ -27,7 +27,7 @@ from ..files import atomic_write_bytes, atomic_write_json, check_can_overwrite, 
 from ..rewrites import apply_rewrites
 from ..runners.torch_runner import TorchRunner
 from ..weights import load_checkpoint, seeded_model
-from .checks import check_dynamic_axes, check_onnx_model, dim_of, parity, require_parity, stamp_static_output_dims
+from .checks import ReferenceCheck, check_onnx_model, dim_of, stamp_static_output_dims
 from .exporters import EXPORTERS, example_case
 from .optimize import optimize_for_ort
 from .simplify import SIMPLIFIERS, simplifier_versions
@@ -119,6 +119,7 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
             step(f"proving {len(applied)} rewrite(s) equal in PyTorch")
             _prove_rewrites(model, export_model, recipe, cases + [recipe.case("max")] * (not static))
 
+    reference = ReferenceCheck(model, recipe, cases, recipe.tolerance("fp32"), cases[0] if static else None)
     example = recipe.make_inputs(example_case(recipe))
     example_tensors = [torch.from_numpy(example[t.name]) for t in recipe.inputs]
     attempts, raw, used = [], None, None
@@ -133,10 +134,8 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
                 check_onnx_model(path)
                 candidate = onnx.load(str(path))
                 stamped = stamp_static_output_dims(candidate, recipe)
-                check_dynamic_axes(candidate, recipe, cases[0] if static else None)
                 step("checking parity with PyTorch")
-                require_parity(parity(candidate.SerializeToString(), model, recipe, cases, recipe.tolerance("fp32")),
-                               f"the {name} export")
+                reference.require(candidate, f"the {name} export")
             except ExportRefused as exc:
                 attempts.append({"exporter": name, "ok": False, "reason": str(exc)})
                 continue
@@ -163,10 +162,8 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
             try:
                 candidate = run(raw)
                 nodes[name] = len(candidate.graph.node)
-                check_dynamic_axes(candidate, recipe, cases[0] if static else None)
                 onnx.checker.check_model(candidate, full_check=True)
-                require_parity(parity(candidate.SerializeToString(), model, recipe, cases, recipe.tolerance("fp32")),
-                               f"the {name}-simplified model")
+                reference.require(candidate, f"the {name}-simplified model")
             except Exception as exc:
                 nodes.setdefault(name, None)
                 simplifiers.append({"simplifier": name, "ok": False, "reason": str(exc).splitlines()[0][:300]})
@@ -182,9 +179,7 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
         try:
             candidate, notes = optimize_for_ort(chosen, recipe)
             if notes:
-                check_dynamic_axes(candidate, recipe, cases[0] if static else None)
-                require_parity(parity(candidate.SerializeToString(), model, recipe, cases, recipe.tolerance("fp32")),
-                               "the onnxruntime-optimized model")
+                reference.require(candidate, "the onnxruntime-optimized model")
                 chosen, ort_optimization = candidate, {"applied": True, "notes": notes}
                 nodes["optimized"] = len(chosen.graph.node)
         except Exception as exc:  # an optimization that breaks anything is dropped, never kept

@@ -87,20 +87,42 @@ def check_dynamic_axes(model: onnx.ModelProto, recipe, static_case=None) -> None
                                         f"the recipe fixes it at {expected}")
 
 
-def parity(model_bytes: bytes, reference, recipe, cases, tolerance, seed: int = 0) -> list[dict]:
-    """Run ONNX (onnxruntime CPU) and the PyTorch reference at ``cases``; one result per case."""
-    results = []
-    with OrtRunner(model_bytes) as ort_runner, TorchRunner(reference, recipe) as torch_runner:
-        for case in cases:
-            feed = recipe.make_inputs(case, seed)
-            metrics = compare_outputs(ort_runner.infer(feed), torch_runner.infer(feed), tolerance)
-            results.append({
-                "case": case.label, "shape": case.values,
-                "passed": all(m.passed for m in metrics),
-                "max_abs": max(m.max_abs for m in metrics),
-                "failures": [f"{m.name}: {f}" for m in metrics for f in m.failures],
-            })
-    return results
+class ReferenceCheck:
+    """The PyTorch reference's outputs at the check cases, computed once, and the checks every candidate
+    (raw export, each simplifier's result, the optimized graph) must pass against them."""
+
+    def __init__(self, reference, recipe, cases, tolerance, static_case=None, seed: int = 0):
+        self.reference, self.recipe, self.cases, self.seed = reference, recipe, cases, seed
+        self.tolerance, self.static_case = tolerance, static_case
+        self._points = None
+
+    def points(self) -> list[tuple]:
+        """(case, feed, expected) per case, computed on first use: the dims checks run before the first
+        reference run, so a module that rejects a declared shape is refused with the axis named."""
+        if self._points is None:
+            with TorchRunner(self.reference, self.recipe) as torch_runner:
+                feeds = [(case, self.recipe.make_inputs(case, self.seed)) for case in self.cases]
+                self._points = [(case, feed, torch_runner.infer(feed)) for case, feed in feeds]
+        return self._points
+
+    def parity(self, model_bytes: bytes) -> list[dict]:
+        """Run the ONNX in onnxruntime CPU at every case; one result per case."""
+        results = []
+        with OrtRunner(model_bytes) as ort_runner:
+            for case, feed, expected in self.points():
+                metrics = compare_outputs(ort_runner.infer(feed), expected, self.tolerance)
+                results.append({
+                    "case": case.label, "shape": case.values,
+                    "passed": all(m.passed for m in metrics),
+                    "max_abs": max(m.max_abs for m in metrics),
+                    "failures": [f"{m.name}: {f}" for m in metrics for f in m.failures],
+                })
+        return results
+
+    def require(self, candidate: onnx.ModelProto, what: str) -> None:
+        """Declared dims (dynamic, or the --static case) and parity, or ExportRefused."""
+        check_dynamic_axes(candidate, self.recipe, self.static_case)
+        require_parity(self.parity(candidate.SerializeToString()), what)
 
 
 def require_parity(results: list[dict], what: str) -> None:

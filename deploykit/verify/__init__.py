@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from ..artifact import Artifact, PRECISION_MODELS, engine_name
 from ..errors import DeployKitError
 from ..weights import load_checkpoint
@@ -58,7 +56,3 @@ def verify_onnx(onnx_path: str | Path, recipe, checkpoint: str | Path | None, *,
         write_results(folder, run)
     return run
 
-
-def torch_threads(threads: int | None) -> None:
-    if threads:
-        torch.set_num_threads(threads)

@@ -32,7 +32,7 @@ from deploykit.artifact import Artifact
 from deploykit.bench import BenchSettings, bench_cases, bench_recipe, geomean, parse_backends
 from deploykit.bench.flops import matmul_peak_gflops
 from deploykit.bench.machine import machine_info, versions
-from deploykit.bench.profile import profile_ort
+from deploykit.bench.op_profile import profile_ort
 from deploykit.recipe import load_all
 
 THREADS = 2
@@ -183,7 +183,7 @@ def ablations(work: Path, recipes, notes: dict) -> dict:
         for label, model in (("fp32", str(work / "composite" / "model.onnx")),
                              ("int8", prepare_qdq_for_ort(onnx.load(str(int8)))[0].SerializeToString())):
             for shape_label, values in (("opt", composite.case("opt").values), ("B=4 H=128 W=128", {"B": 4, "H": 128, "W": 128})):
-                from deploykit.shapes import ShapeCase
+                from deploykit.recipe.shapes import ShapeCase
 
                 profile = profile_ort(model, composite.make_inputs(ShapeCase(shape_label, values)), THREADS, runs=30)
                 result["profiles"][f"{label} {shape_label}"] = {

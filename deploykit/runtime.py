@@ -24,7 +24,7 @@ import numpy as np
 
 from .artifact import PRECISION_MODELS, Artifact, engine_name
 from .errors import DeployKitError
-from .shapes import parse_dim, resolve_shape
+from .recipe.shapes import parse_dim, resolve_shape
 
 BACKENDS = ("auto", "trt", "ort-cuda", "ort-cpu")
 _AUTO_ORDER = ("trt", "ort-cuda", "ort-cpu")
@@ -113,7 +113,7 @@ def _open_trt(artifact: Artifact, precision: str):
         raise BackendUnavailable(f"no {engine.name} in {artifact.dir} "
                                  f"(build one with `deploykit build-trt {artifact.name}`)")
     try:
-        from .trt.runner import TrtRunner
+        from .runners.trt_runner import TrtRunner
         from .trt.sidecar import read_sidecar
     except ImportError as exc:
         raise BackendUnavailable(f"the TensorRT runner is not available: {exc}") from None

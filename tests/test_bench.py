@@ -159,7 +159,7 @@ def test_isolated_run_measures_memory_and_writes_files(se_artifacts):
     assert row.memory["peak_rss_mb"] > 10 and row.memory["delta_rss_mb"] >= 0
 
     from deploykit.artifact import Artifact
-    from deploykit.bench.results import write_recipe_results
+    from deploykit.bench.outputs import write_recipe_results
 
     header = {"schema": "deploykit.bench/1", "created": "now", "machine": {"cpu": "test"},
               "versions": {}, "settings": settings.to_dict()}

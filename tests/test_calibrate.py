@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from deploykit import synthetic
+from deploykit.recipe import synthetic
 from deploykit.artifact import (CALIBRATION_CACHE, CALIBRATION_RANGES, FP16_MODEL, INT8_MODEL, MODEL, Artifact)
-from deploykit.calibration import trt_cache
+from deploykit.trt import calibration_cache as trt_cache
 from deploykit.calibration.data import CalibrationDataError, OrtDataReader, open_data
 from deploykit.calibration.fp16 import fp32_node_names
 from deploykit.calibration.pipeline import calibrate_artifact
@@ -21,7 +21,7 @@ from deploykit.calibration.provenance import (ProvenanceMismatch, load_matching_
 from deploykit.calibration.qdq import qdq_problems
 from deploykit.calibration.ranges import compute_ranges
 from deploykit.cli import main
-from deploykit.compare import compare_outputs, error_stats
+from deploykit.parity.metrics import compare_outputs, error_stats
 from deploykit.errors import DeployKitError
 from deploykit.recipe import RecipeError, find_recipe, load_recipe
 from deploykit.runners.ort_runner import OrtRunner

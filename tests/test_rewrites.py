@@ -6,9 +6,9 @@ from torch import nn
 
 from deploykit.errors import ExportRefused
 from deploykit.recipe import find_recipe
-from deploykit.rewrites import (ExactAdaptiveAvgPool2d, ExportableMultiheadAttention, GlobalMaxPool2d,
+from deploykit.export.rewrites import (ExactAdaptiveAvgPool2d, ExportableMultiheadAttention, GlobalMaxPool2d,
                                 apply_rewrites, bin_averaging_matrix)
-from deploykit.weights import seeded_model
+from deploykit.export.weights import seeded_model
 
 from .conftest import RECIPES
 

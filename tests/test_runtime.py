@@ -7,7 +7,7 @@ import pytest
 
 from deploykit import runtime
 from deploykit.artifact import Artifact
-from deploykit.compare import compare_outputs
+from deploykit.parity.metrics import compare_outputs
 from deploykit.errors import DeployKitError
 from deploykit.recipe import find_recipe
 from deploykit.runners.torch_runner import TorchRunner

@@ -19,7 +19,7 @@ from tritonclient.utils import InferenceServerException  # noqa: E402
 
 from deploykit import runtime  # noqa: E402
 from deploykit.artifact import Artifact  # noqa: E402
-from deploykit.compare import compare_outputs  # noqa: E402
+from deploykit.parity.metrics import compare_outputs  # noqa: E402
 from deploykit.recipe import find_recipe  # noqa: E402
 from deploykit.runners.torch_runner import TorchRunner  # noqa: E402
 from deploykit.serve import BackgroundServer, ModelRepository, create_app  # noqa: E402

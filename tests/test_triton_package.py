@@ -12,8 +12,8 @@ from google.protobuf import text_format  # noqa: E402
 
 from deploykit.errors import DeployKitError  # noqa: E402
 from deploykit.runtime import SymbolRange, TensorInfo  # noqa: E402
-from deploykit.shapes import parse_dim  # noqa: E402
-from deploykit.triton import batch_axis, package_triton  # noqa: E402
+from deploykit.recipe.shapes import parse_dim  # noqa: E402
+from deploykit.serve.triton import batch_axis, package_triton  # noqa: E402
 
 from .conftest import require_gpu
 from .artifact_cache import artifact_copy, has_recipe  # noqa: E402

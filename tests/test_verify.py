@@ -10,9 +10,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from deploykit.adapter import FlatIO
+from deploykit.runners.torch_runner import FlatIO
 from deploykit.cli import main
-from deploykit.compare import compare_output, error_stats
+from deploykit.parity.metrics import compare_output, error_stats
 from deploykit.errors import DeployKitError
 from deploykit.export import export_onnx
 from deploykit.export.exporters import example_case, export_dynamo, export_torchscript
@@ -20,7 +20,7 @@ from deploykit.recipe import find_recipe, load_recipe
 from deploykit.runners.ort_runner import OrtRunner
 from deploykit.runners.ref_runner import ReferenceRunner
 from deploykit.verify import verify_artifact, verify_onnx
-from deploykit.weights import seeded_model
+from deploykit.export.weights import seeded_model
 
 from .conftest import RECIPES, recipe_names
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from deploykit import registry
+from deploykit import zoo as registry
 from deploykit.errors import DeployKitError
 from deploykit.recipe import find_recipe, load_all
 from deploykit.runners.torch_runner import TorchRunner
-from deploykit.weights import seeded_model
+from deploykit.export.weights import seeded_model
 
 from .conftest import RECIPES, TABLES, recipe_names
 

@@ -2,7 +2,7 @@
 
 A backend is a runner over one file of the artifact folder: ``torch`` the PyTorch module with the
 exported weights (weights.pt), ``ort*`` onnxruntime CPU over model.onnx / model.int8.onnx (Q/DQ) /
-model.fp16.onnx, ``trt*`` a TensorRT engine (deploykit/trt/runner.py, imported only when used).
+model.fp16.onnx, ``trt*`` a TensorRT engine (deploykit/runners/trt_runner.py, imported only when used).
 An unavailable backend (no GPU, no TensorRT, file not made yet) is reported as skipped with the
 reason by ``unavailable``; it is never dropped from the results.
 """
@@ -57,7 +57,7 @@ class Backend:
 
             # Q/DQ INT8 files are written for TensorRT; onnxruntime runs them as its own kernels want (ort_qdq.py)
             return OrtRunner(artifact.path(self.file), threads=threads, prepare_qdq=self.precision == "int8")
-        from ..trt.runner import TrtRunner
+        from ..runners.trt_runner import TrtRunner
 
         return TrtRunner(artifact.path(self.file))
 

@@ -14,7 +14,7 @@ def count_flops(model, recipe, case) -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ..adapter import FlatIO
+    from ..runners.torch_runner import FlatIO
 
     feed = recipe.make_inputs(case)
     tensors = [torch.from_numpy(feed[t.name]) for t in recipe.inputs]

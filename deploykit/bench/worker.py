@@ -36,7 +36,7 @@ class BackendSession:
     def __init__(self, spec: WorkSpec):
         from ..artifact import Artifact
         from ..recipe import load_recipe
-        from ..shapes import ShapeCase
+        from ..recipe.shapes import ShapeCase
         from .backends import BACKENDS
 
         backend = BACKENDS[spec.backend]

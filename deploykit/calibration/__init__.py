@@ -4,10 +4,10 @@
   its onnxruntime ``CalibrationDataReader`` adapter;
 - ``ranges``: per-tensor ranges by minmax / entropy / percentile (onnxruntime's calibrators);
 - ``qdq``: the explicit-quantization INT8 ONNX (onnxruntime ``quantize_static``, QDQ, symmetric);
-- ``trt_cache``: TensorRT's (<= 10) calibration cache text format, writer and reader;
 - ``fp16``: the FP16 ONNX with overflow-prone operators kept in FP32, chosen from the ranges;
 - ``provenance``: calibration.json and the refusal to reuse mismatched ranges or caches;
-- ``pipeline``: ``calibrate_artifact`` tying them to an artifact folder (``deploykit calibrate``).
+- ``pipeline``: ``calibrate_artifact`` tying them to an artifact folder (``deploykit calibrate``), which
+  also writes TensorRT's calibration cache (``deploykit.trt.calibration_cache``).
 
 Nothing here is imported by ``import deploykit``; import the submodule you need.
 """

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import DeployKitError
 from ..recipe import RecipeError
-from ..shapes import ShapeCase, allowed_values
+from ..recipe.shapes import ShapeCase, allowed_values
 from .images import IMAGE_SUFFIXES, ImagePreprocessing, read_image
 
 ARRAY_SUFFIXES = (".npy", ".npz")

@@ -24,7 +24,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import DeployKitError
-from ..quiet import quiet
+from ..environment import quiet
 from .ranges import Ranges
 
 FP16_MAX = 65504.0

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DeployKitError
-from ..shapes import resolve_shape
+from ..recipe.shapes import resolve_shape
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 

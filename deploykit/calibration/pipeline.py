@@ -17,7 +17,7 @@ import onnx
 
 from ..artifact import (CALIBRATION_CACHE, CALIBRATION_RANGES, FP16_MODEL, INT8_MODEL, MODEL, Artifact,
                         update_manifest)
-from ..compare import error_stats
+from ..parity.metrics import error_stats
 from ..errors import DeployKitError
 from ..files import atomic_write_bytes, atomic_write_text, check_can_overwrite, sha256_file
 from . import fp16 as fp16_mod
@@ -25,7 +25,7 @@ from .data import open_data, samples_in
 from .provenance import load_matching_ranges, make_provenance, ranges_document, write_ranges
 from .qdq import QDQ_OPTIONS, attention_float_nodes, qdq_summary, quantize_qdq
 from .ranges import compute_ranges, settings_for
-from .trt_cache import ALGORITHMS, DEFAULT_TRT_VERSION, format_cache, version_code
+from ..trt.calibration_cache import ALGORITHMS, DEFAULT_TRT_VERSION, format_cache, version_code
 
 DEFAULT_METHOD = "minmax"
 

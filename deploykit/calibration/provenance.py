@@ -15,7 +15,7 @@ from .. import __version__
 from ..errors import DeployKitError
 from ..files import atomic_write_json, read_json, sha256_file
 from .ranges import Ranges
-from .trt_cache import CalibrationCache, read_cache
+from ..trt.calibration_cache import CalibrationCache, read_cache
 
 RANGES_FORMAT = 1
 # What must be equal for two calibrations to be interchangeable (paths into the provenance dict).

@@ -26,7 +26,7 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from ..errors import DeployKitError
-from ..quiet import quiet
+from ..environment import quiet
 from .ranges import Ranges
 
 QDQ_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import DeployKitError
 from .data import OrtDataReader
-from ..quiet import quiet
+from ..environment import quiet
 
 METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_SETTINGS = {

@@ -53,7 +53,7 @@ def command(names, all_, backends_text, shapes, batch_text, warmup, iters, round
       deploykit bench msaf --shape H=32,W=32 --shape H=64,W=64 --iters 100 --json
     """
     from ..bench import BenchSettings, bench_cases, bench_recipe, parse_backends, parse_batches, report_header
-    from ..bench.results import document, write_recipe_results, write_summary
+    from ..bench.outputs import document, write_recipe_results, write_summary
 
     backends = parse_backends(backends_text)
     batches = parse_batches(batch_text)
@@ -157,8 +157,8 @@ def _print(data, written):
 def _print_profiles(rows, recipes, out_dir, threads):
     from ..artifact import Artifact
     from ..bench.backends import BACKENDS
-    from ..bench.profile import profile_ort
-    from ..shapes import ShapeCase
+    from ..bench.op_profile import profile_ort
+    from ..recipe.shapes import ShapeCase
 
     out = console()
     for row in rows:

@@ -48,7 +48,7 @@ def command(name, repo_dir, backend, max_batch, dynamic_batching, ort_trt, preci
     \b
     Then: tritonserver --model-repository repo/  (same client as `deploykit serve`)
     """
-    from ..triton import package_triton
+    from ..serve.triton import package_triton
 
     model = package_triton(Path(out_dir) / name, repo_dir, backend=backend, max_batch=max_batch,
                            dynamic_batching=dynamic_batching, ort_trt=ort_trt, precision=precision,

@@ -8,7 +8,7 @@ import click
 
 from ..errors import DeployKitError
 from ..recipe import PRECISIONS
-from ..shapes import parse_shape_option
+from ..recipe.shapes import parse_shape_option
 from ..verify import BACKENDS, verify_artifact, verify_onnx
 from .common import select_recipes, spinner, console, echo_json, json_option, out_option, recipes_option
 

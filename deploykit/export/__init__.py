@@ -19,14 +19,14 @@ import onnx
 import torch
 
 from .. import __version__
-from ..adapter import FlatIO
+from ..runners.torch_runner import FlatIO
 from ..artifact import MANIFEST, MANIFEST_FORMAT, MODEL, WEIGHTS, state_dict_bytes
-from ..compare import compare_outputs
+from ..parity.metrics import compare_outputs
 from ..errors import DeployKitError, ExportRefused
 from ..files import atomic_write_bytes, atomic_write_json, check_can_overwrite, ensure_dir, read_json, sha256_file
-from ..rewrites import apply_rewrites
+from .rewrites import apply_rewrites
 from ..runners.torch_runner import TorchRunner
-from ..weights import load_checkpoint, seeded_model
+from .weights import load_checkpoint, seeded_model
 from .checks import ReferenceCheck, check_onnx_model, dim_of, stamp_static_output_dims
 from .exporters import EXPORTERS, example_case
 from .optimize import optimize_for_ort

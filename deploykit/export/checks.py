@@ -9,11 +9,11 @@ from pathlib import Path
 
 import onnx
 
-from ..compare import compare_outputs
+from ..parity.metrics import compare_outputs
 from ..errors import ExportRefused
 from ..runners.ort_runner import OrtRunner
 from ..runners.torch_runner import TorchRunner
-from ..shapes import DimExpr
+from ..recipe.shapes import DimExpr
 
 
 def check_onnx_model(path: Path) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from ..errors import ExportRefused
-from ..quiet import quiet
-from ..shapes import DimExpr, ShapeCase, allowed_values
+from ..environment import quiet
+from ..recipe.shapes import DimExpr, ShapeCase, allowed_values
 
 
 def example_case(recipe) -> ShapeCase:

@@ -1,12 +1,42 @@
-"""The reference: the PyTorch module itself, run in eval mode under no_grad on CPU."""
+"""The reference: the PyTorch module itself, run in eval mode under inference_mode on CPU.
+
+FlatIO bridges a recipe's named, flat inputs/outputs and a module's own forward signature: some zoo
+modules take one list (FPN, ASFF, PMFS: ``call = "list"``) or return a list; ONNX wants positional
+tensors in and a flat tuple out. The exporter and this runner share that one mapping.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
 
-from ..adapter import FlatIO
 from .base import Runner, TensorMeta
+
+
+def flatten_outputs(result) -> tuple[torch.Tensor, ...]:
+    if isinstance(result, torch.Tensor):
+        return (result,)
+    if isinstance(result, (list, tuple)):
+        flat: list[torch.Tensor] = []
+        for item in result:
+            flat.extend(flatten_outputs(item))
+        return tuple(flat)
+    raise TypeError(f"module returned {type(result).__name__}; expected a tensor or a list/tuple of tensors")
+
+
+class FlatIO(nn.Module):
+    """forward(*tensors) -> tuple of tensors, whatever the wrapped module's calling convention."""
+
+    def __init__(self, model: nn.Module, call: str = "args"):
+        super().__init__()
+        self.model = model
+        self.call = call
+
+    def forward(self, *inputs: torch.Tensor):
+        result = self.model(list(inputs)) if self.call == "list" else self.model(*inputs)
+        return flatten_outputs(result)
+
 
 
 class TorchRunner(Runner):

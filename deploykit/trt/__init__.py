@@ -1,6 +1,7 @@
 """TensorRT engines from deploykit artifacts: CPU checks before the build, the build, the sidecar, the runner.
 
 Nothing here imports ``tensorrt`` at module level: the CPU checks (``preflight``, ``compat``,
-``profile``, ``precision``, ``sidecar``) run anywhere; ``builder`` and ``runner`` import TensorRT
-only when they run, after ``probe`` confirmed (in a subprocess) that TensorRT and a GPU are usable.
+``shape_profile``, ``precision``, ``sidecar``, ``calibration_cache``) run anywhere; ``builder`` and
+``deploykit.runners.trt_runner`` import TensorRT only when they run, after ``probe`` confirmed (in a
+subprocess) that TensorRT and a GPU are usable.
 """

@@ -26,7 +26,7 @@ from ..files import atomic_write_bytes, check_can_overwrite, read_json, sha256_f
 from .calibrator import cache_only_calibrator, load_cache
 from .precision import PrecisionPlan
 from .probe import ProbeResult
-from .profile import Profile
+from .shape_profile import Profile
 from .sidecar import Sidecar, sidecar_path, write_sidecar
 from .trt_log import trt_logger
 

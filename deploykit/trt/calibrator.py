@@ -1,6 +1,6 @@
 """TensorRT 10's implicit INT8 path: a calibrator that only serves the shared calibration cache.
 
-The cache is written (and read) by ``deploykit.calibration.trt_cache`` in TensorRT's own text
+The cache is written (and read) by ``deploykit.trt.calibration_cache`` in TensorRT's own text
 format, header ``TRT-<version>-<Algorithm>``. TensorRT ignores a cache from another version or
 algorithm and would then ask the calibrator for data, which a cache-only calibrator does not have;
 so the header is checked before the build and the calibrator reports the cache's algorithm.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..calibration.trt_cache import CalibrationCache, read_cache
+from .calibration_cache import CalibrationCache, read_cache
 from ..errors import DeployKitError
 
 # cache algorithm -> the TensorRT calibrator class whose get_algorithm() matches it

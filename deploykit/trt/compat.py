@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ..errors import DeployKitError
 from .onnx_support import TrtTarget, operator_spec, opset_range, unsupported_reason
 from .problems import Problem
-from .profile import LABELS, Profile
+from .shape_profile import LABELS, Profile
 
 # TensorRT's quantized types (operators.md: DequantizeLinear INT8, FP8, FP4, INT4).
 _TRT_QUANTIZED = {TensorProto.INT8: "INT8", TensorProto.FLOAT8E4M3FN: "FP8", TensorProto.INT4: "INT4"}

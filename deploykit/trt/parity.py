@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..artifact import Artifact, engine_name
-from ..compare import compare_outputs
+from ..parity.metrics import compare_outputs
 from ..runners.torch_runner import TorchRunner
-from .profile import split_cases
-from .runner import TrtRunner
+from .shape_profile import split_cases
+from ..runners.trt_runner import TrtRunner
 
 
 @dataclass

@@ -18,7 +18,7 @@ from .compat import check_dims, check_model
 from .onnx_support import TrtTarget
 from .precision import PrecisionPlan, plan_precision
 from .problems import Problem
-from .profile import Profile, profile_from_recipe, validate_profile
+from .shape_profile import Profile, profile_from_recipe, validate_profile
 
 
 @dataclass

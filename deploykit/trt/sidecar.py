@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import DeployKitError
 from ..files import atomic_write_json, read_json, sha256_file
 from .onnx_support import parse_version
-from .profile import Profile
+from .shape_profile import Profile
 
 SIDECAR_FORMAT = 1
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..artifact import Artifact, PRECISION_MODELS, engine_name
 from ..errors import DeployKitError
-from ..weights import load_checkpoint
+from ..export.weights import load_checkpoint
 from .harness import BACKENDS, VerifyRun, run_parity
 from .report import write_results
 

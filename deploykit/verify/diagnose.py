@@ -16,10 +16,10 @@ import numpy as np
 import onnx
 import torch
 
-from ..adapter import FlatIO
-from ..compare import compare_output
+from ..runners.torch_runner import FlatIO
+from ..parity.metrics import compare_output
 from ..export.checks import dim_of
-from ..shapes import DimExpr
+from ..recipe.shapes import DimExpr
 
 
 def static_axis_problems(model: onnx.ModelProto, recipe) -> list[str]:

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..compare import OutputMetrics, compare_outputs
+from ..parity.metrics import OutputMetrics, compare_outputs
 from ..errors import DeployKitError
 from ..runners.torch_runner import TorchRunner
-from ..shapes import ShapeCase
+from ..recipe.shapes import ShapeCase
 from . import diagnose
 
 BACKENDS = ("ort", "ort-cuda", "ort-trt", "ref", "trt")
@@ -70,7 +70,7 @@ def make_runner(backend: str, model_path: Path):
 
         return ReferenceRunner(model_path)
     if backend == "trt":
-        from ..trt.runner import TrtRunner
+        from ..runners.trt_runner import TrtRunner
 
         return TrtRunner(model_path)
     raise DeployKitError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deploykit.registry import register
+from deploykit.zoo.registry import register
 
 
 def autopad(k, p=None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deploykit.registry import register
+from deploykit.zoo.registry import register
 
 
 @register("cot")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from deploykit.registry import register
+from deploykit.zoo.registry import register
 from deploykit.zoo.mhsa import ScaledDotProductAttention
 from deploykit.zoo.sdpa_simplified import SimplifiedScaledDotProductAttention
 

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from deploykit.registry import register
+from deploykit.zoo.registry import register
 
 
 def adaptive_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:

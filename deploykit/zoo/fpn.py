@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from deploykit.registry import register
+from deploykit.zoo.registry import register
 
 
 @register("fpn")

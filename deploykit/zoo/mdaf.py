@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deploykit.errors import DeployKitError
-from deploykit.registry import register
+from deploykit.zoo.registry import register
 
 
 class BiasFree_LayerNorm(nn.Module):

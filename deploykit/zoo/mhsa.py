@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import init
 
-from deploykit.registry import register
+from deploykit.zoo.registry import register
 
 
 @register("mhsa")

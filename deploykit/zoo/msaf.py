@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deploykit.registry import register
+from deploykit.zoo.registry import register
 
 
 def _bottleneck(channels: int, inter_channels: int, pool: int | tuple[int, int] | None) -> nn.Sequential:

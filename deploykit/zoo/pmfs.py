@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from deploykit.errors import DeployKitError
-from deploykit.registry import register
+from deploykit.zoo.registry import register
 
 
 class DepthWiseSeparateConvBlock(nn.Module):

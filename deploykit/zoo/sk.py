@@ -7,7 +7,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from deploykit.registry import register
+from deploykit.zoo.registry import register
 
 
 @register("sk")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deploykit.registry import register
+from deploykit.zoo.registry import register
 
 
 class dilated_inception(nn.Module):  # noqa: N801  (seed class name, kept for checkpoints)

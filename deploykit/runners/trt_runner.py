@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DeployKitError
-from ..runners.base import Runner, TensorMeta
-from .probe import probe
-from .sidecar import check_sidecar, read_sidecar
-from .trt_log import trt_logger
+from .base import Runner, TensorMeta
+from ..trt.probe import probe
+from ..trt.sidecar import check_sidecar, read_sidecar
+from ..trt.trt_log import trt_logger
 
 
 class TrtRunner(Runner):
@@ -38,7 +38,7 @@ class TrtRunner(Runner):
         check_sidecar(sidecar, self.plan_path, machine.tensorrt_version, machine.gpu_name, machine.compute_capability)
         import tensorrt as trt
 
-        from .device import make_device
+        from ..trt.device import make_device
 
         self.trt, self.machine, self.sidecar = trt, machine, sidecar
         self.runtime = trt.Runtime(trt_logger())

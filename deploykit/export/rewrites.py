@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import ExportRefused
+from ..errors import ExportRefused
 
 
 def _pair(size) -> tuple:

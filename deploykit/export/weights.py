@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import DeployKitError
+from ..errors import DeployKitError
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -62,7 +62,7 @@ def randomize_norm_affine(model: nn.Module, seed: int = 0) -> nn.Module:
 
 def measure_norm_stats(model: nn.Module, recipe, seed: int = 0, batches: int = 4) -> nn.Module:
     """Running mean/var as the average over ``batches`` seeded inputs at the opt shape (momentum=None)."""
-    from .adapter import FlatIO
+    from ..runners.torch_runner import FlatIO
 
     norms = [m for m in model.modules() if isinstance(m, _NORMS) and m.track_running_stats]
     if not norms:

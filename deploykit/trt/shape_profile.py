@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ..shapes import ShapeCase
+from ..recipe.shapes import ShapeCase
 from .problems import Problem
 
 LABELS = ("min", "opt", "max")

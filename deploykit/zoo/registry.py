@@ -1,4 +1,7 @@
-"""A registry of modules keyed by name (timm's ``@register_model`` habit, not an if/elif chain)."""
+"""A registry of modules keyed by name (timm's ``@register_model`` habit, not an if/elif chain).
+
+It imports no model: ``deploykit.zoo`` imports the zoo's modules, which register themselves here.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import Callable
 
 from torch import nn
 
-from .errors import DeployKitError
+from ..errors import DeployKitError
 
 
 @dataclass(frozen=True)
@@ -43,17 +46,11 @@ def register(name: str, summary: str | None = None):
     return wrap
 
 
-def _ensure_loaded() -> None:
-    from . import zoo  # noqa: F401  (importing the zoo registers its modules)
-
-
 def list_modules(pattern: str = "*") -> list[str]:
-    _ensure_loaded()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
 def get(name: str) -> Entry:
-    _ensure_loaded()
     try:
         return _REGISTRY[name]
     except KeyError:

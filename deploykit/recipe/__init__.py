@@ -17,12 +17,12 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import DeployKitError
+from ..errors import DeployKitError
 from .synthetic import smooth_fields
 from .shapes import DimExpr, ShapeCase, allowed_values, parse_dim, resolve_shape, sweep
 
 PRECISIONS = ("fp32", "fp16", "int8")
-DISTRIBUTIONS = ("normal", "uniform", "smooth")  # smooth: image-like fields in [0, 1] (synthetic.py)
+DISTRIBUTIONS = ("normal", "uniform", "smooth")  # smooth: image-like fields in [0, 1] (recipe/synthetic.py)
 
 # Sensible defaults per precision: fp32 is strict elementwise; fp16 and int8 are judged by cosine and SNR
 # floors, because an elementwise 1e-5 for fp16 is the known false-failure trap.
@@ -180,17 +180,17 @@ class Recipe:
     # -- the module ---------------------------------------------------------------------------
     def factory_callable(self) -> Callable:
         if self.module is not None:
-            from . import registry
+            from .. import zoo
 
-            return registry.get(self.module).factory
+            return zoo.get(self.module).factory
         return import_factory(self.factory, self.path)
 
     def build(self):
         """The module in eval mode, built from the recipe's constructor arguments."""
         if self.module is not None:
-            from . import registry
+            from .. import zoo
 
-            model = registry.create(self.module, **self.args)
+            model = zoo.create(self.module, **self.args)
         else:
             model = self.factory_callable()(**self.args)
         return model.eval()
@@ -467,10 +467,10 @@ class _Validator:
 
     def check_args(self, recipe: Recipe) -> None:
         if recipe.module is not None:
-            from . import registry
+            from .. import zoo
 
             try:
-                factory = registry.get(recipe.module).factory
+                factory = zoo.get(recipe.module).factory
             except DeployKitError as exc:
                 self.fail("module", str(exc))
         else:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifact import PRECISION_MODELS, Artifact, engine_name, update_manifest
-from .errors import DeployKitError
-from .files import atomic_write_bytes, check_can_overwrite, sha256_file
-from .runtime import SymbolRange, TensorInfo, symbol_ranges, tensor_infos
+from ..artifact import PRECISION_MODELS, Artifact, engine_name, update_manifest
+from ..errors import DeployKitError
+from ..files import atomic_write_bytes, check_can_overwrite, sha256_file
+from ..runtime import SymbolRange, TensorInfo, symbol_ranges, tensor_infos
 
 BACKENDS = {"onnxruntime": ("onnxruntime_onnx", "model.onnx"), "tensorrt": ("tensorrt_plan", "model.plan")}
 ORT_TRT_PRECISIONS = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}
@@ -97,7 +97,7 @@ def _onnx_dtypes(path: Path) -> dict[str, str]:
 
 def _engine_limits(plan: Path, batch: BatchAxis, artifact: Artifact) -> tuple[BatchAxis, Path | None]:
     """The engine's own profile (from its sidecar) caps the batch; its source ONNX gives the I/O dtypes."""
-    from .trt.sidecar import read_sidecar
+    from ..trt.sidecar import read_sidecar
 
     sidecar = read_sidecar(plan)
     source = artifact.path(sidecar.onnx.get("file", "")) if sidecar.onnx.get("file") else None

@@ -29,14 +29,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from deploykit.artifact import Artifact
-from deploykit.bench import BenchSettings, bench_cases, bench_recipe, geomean, parse_backends
+from deploykit.bench import BenchSettings, bench_cases, bench_recipe, geomean, parse_targets
 from deploykit.bench.flops import matmul_peak_gflops
-from deploykit.bench.machine import machine_info, versions
+from deploykit.bench.machine import machine_info
+from deploykit.environment import versions
 from deploykit.bench.op_profile import profile_ort
 from deploykit.recipe import load_all
 
 THREADS = 2
-BACKENDS = "torch,ort,ort-int8"
+BACKENDS = "torch,ort-cpu,ort-cpu/int8"
 
 
 def log(message: str) -> None:
@@ -72,7 +73,7 @@ def run_benchmarks(work: Path, recipes, repeats: int, iters: int) -> list[dict]:
         rows = []
         for recipe in recipes:
             settings = BenchSettings(warmup=10, iters=iters, rounds=6, threads=THREADS, isolated=True)
-            for row in bench_recipe(recipe, work, parse_backends(BACKENDS), bench_cases(recipe), settings):
+            for row in bench_recipe(recipe, work, parse_targets(BACKENDS), bench_cases(recipe), settings):
                 rows.append(asdict(row))
         runs.append({"load_average_1m": load, "load_after": round(os.getloadavg()[0], 2),
                      "seconds": round(time.perf_counter() - started, 1), "rows": rows})
@@ -87,7 +88,7 @@ def summarize(runs: list[dict], recipes) -> dict:
         for backend in BACKENDS.split(","):
             p50s, mins, gflops, status = [], [], [], None
             for run in runs:
-                row = next(r for r in run["rows"] if r["recipe"] == recipe.name and r["backend"] == backend)
+                row = next(r for r in run["rows"] if r["recipe"] == recipe.name and r["target"] == backend)
                 status = row["status"], row["reason"]
                 if row["status"] == "ok":
                     p50s.append(row["latency_ms"]["p50"])
@@ -98,7 +99,7 @@ def summarize(runs: list[dict], recipes) -> dict:
                               "p50_runs": p50s, "gflops": statistics.median(gflops) if gflops and gflops[0] else None,
                               "status": status[0], "reason": status[1]}
         speedups = {}
-        for name, (a, b) in {"ort_vs_torch": ("torch", "ort"), "int8_vs_ort": ("ort", "ort-int8")}.items():
+        for name, (a, b) in {"ort_vs_torch": ("torch", "ort-cpu"), "int8_vs_ort": ("ort-cpu", "ort-cpu/int8")}.items():
             if entry[a]["p50"] and entry[b]["p50"]:
                 per_run = [x / y for x, y in zip(entry[a]["p50_runs"], entry[b]["p50_runs"])]
                 speedups[name] = {"p50": entry[a]["p50"] / entry[b]["p50"], "min": entry[a]["min"] / entry[b]["min"],
@@ -234,7 +235,7 @@ def render(data: dict) -> str:
         "## Every recipe: PyTorch eager vs onnxruntime CPU (FP32) and the Q/DQ INT8 model",
         "",
         "| recipe | MFLOP | torch p50 ms | ort p50 ms | speedup p50 | speedup min | spread over repeats | "
-        "ort-int8 p50 ms | int8 vs ort FP32 |",
+        "ort-cpu/int8 p50 ms | int8 vs ort-cpu FP32 |",
         "|---|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for name, e in s["recipes"].items():
@@ -242,8 +243,8 @@ def render(data: dict) -> str:
         i8 = e["speedup"].get("int8_vs_ort")
         runs = sp["runs"] if sp else []
         spread = f"{min(runs):.2f}-{max(runs):.2f}x" if runs else "-"
-        int8_cell = _ms(e["ort-int8"]["p50"]) if e["ort-int8"]["status"] == "ok" else f"{e['ort-int8']['status']}"
-        lines.append(f"| {name} | {(e.get('flops') or 0) / 1e6:.1f} | {_ms(e['torch']['p50'])} | {_ms(e['ort']['p50'])} | "
+        int8_cell = _ms(e["ort-cpu/int8"]["p50"]) if e["ort-cpu/int8"]["status"] == "ok" else f"{e['ort-cpu/int8']['status']}"
+        lines.append(f"| {name} | {(e.get('flops') or 0) / 1e6:.1f} | {_ms(e['torch']['p50'])} | {_ms(e['ort-cpu']['p50'])} | "
                      f"{_x(sp and sp['p50'])} | {_x(sp and sp['min'])} | {spread} | {int8_cell} | {_x(i8 and i8['p50'])} |")
     g = s["geomean_ort_vs_torch"]
     slow_name, slow_value = s["slowest_ort_vs_torch"]
@@ -269,7 +270,7 @@ def render(data: dict) -> str:
             rate = comp["flops"] / (e["p50"] / 1e3) / 1e9
             lines.append(f"| {backend} | {comp['flops'] / 1e6:.1f} M | {_ms(e['p50'])} | {rate:.1f} | "
                          f"{rate / peak['best_gflops']:.0%} |")
-    lines += ["", "The ort-int8 row counts the same FLOPs done as INT8 arithmetic, whose peak is above the FP32 GEMM "
+    lines += ["", "The ort-cpu/int8 row counts the same FLOPs done as INT8 arithmetic, whose peak is above the FP32 GEMM "
               "peak: its percentage only compares it with FP32."]
     ab = data["ablations"]
     lines += ["", "## What was changed, and what each change measured", ""]
@@ -331,7 +332,7 @@ def main() -> None:
     abl = ablations(args.work, recipes, notes)
     peaks.append(matmul_peak_gflops(THREADS))
     data = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine_info(),
-            "versions": {**versions(), "onnx": __import__("onnx").__version__, "platform": platform.platform()},
+            "versions": {**versions("numpy", "torch", "onnxruntime", "onnx"), "platform": platform.platform()},
             "iters": args.iters, "runs": runs, "summary": summarize(runs, recipes),
             "peak": max(peaks, key=lambda p: p["best_gflops"]), "peak_all": [p["best_gflops"] for p in peaks],
             "ablations": abl, "export_optimizations": notes, "seconds": time.perf_counter() - started,

@@ -42,6 +42,35 @@ class Artifact:
     def path(self, filename: str) -> Path:
         return self.dir / filename
 
+    # -- what the model takes and gives, as the manifest declares it --------------------------------
+    @property
+    def inputs(self) -> tuple:
+        return _tensors(self.manifest["inputs"])
+
+    @property
+    def outputs(self) -> tuple:
+        return _tensors(self.manifest["outputs"])
+
+    @property
+    def dims(self) -> dict:
+        """Each symbol's DimSpec; with ``--static`` exports every symbol is fixed at the export shape."""
+        from .recipe.spec import DimSpec
+
+        fixed_at = self.manifest.get("export_shape") if self.manifest.get("static") else None
+        dims = {}
+        for name, spec in self.manifest["dims"].items():
+            if "value" in spec:
+                dims[name] = DimSpec(name, value=spec["value"], reason=spec.get("reason") or "a static dim")
+            elif fixed_at and name in fixed_at:
+                dims[name] = DimSpec(name, value=fixed_at[name], reason="the artifact was exported with --static")
+            else:
+                dims[name] = DimSpec(name, spec["min"], spec.get("opt", spec["min"]), spec["max"],
+                                     spec.get("multiple_of", 1))
+        return dims
+
+    def fixed_symbols(self) -> dict[str, int]:
+        return {n: d.value for n, d in self.dims.items() if d.is_static}
+
     @classmethod
     def open(cls, folder: str | Path) -> "Artifact":
         folder = Path(folder)
@@ -79,6 +108,22 @@ class Artifact:
         state = torch.load(str(self.dir / WEIGHTS), map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
         return model.eval()
+
+
+def _tensors(entries: list[dict]) -> tuple:
+    import numpy as np
+
+    from .recipe.shapes import parse_dim
+    from .recipe.spec import TensorSpec
+
+    tensors = []
+    for entry in entries:
+        try:
+            dims = tuple(parse_dim(d) for d in entry["dims"])
+        except (KeyError, ValueError) as exc:
+            raise DeployKitError(f"manifest entry {entry.get('name')!r} has unreadable dims: {exc}") from None
+        tensors.append(TensorSpec(entry["name"], dims, dtype=np.dtype(entry.get("dtype", "float32"))))
+    return tuple(tensors)
 
 
 # Files later stages add next to model.onnx (one name each, so every command agrees).

@@ -4,6 +4,8 @@ The CLI maps a DeployKitError to one line on stderr and a non-zero exit; anythin
 and keeps its traceback.
 """
 
+import contextlib
+
 
 class DeployKitError(Exception):
     """A problem with the user's input or environment, reported as one line."""
@@ -11,7 +13,57 @@ class DeployKitError(Exception):
     exit_code = 2
 
 
+class BackendUnavailable(DeployKitError):
+    """A backend cannot run here (no GPU, no TensorRT, a provider that would fall back to CPU, a file
+    not made yet); ``runtime.load(backend="auto")`` records the reason and tries the next one."""
+
+
 class ExportRefused(DeployKitError):
     """deploykit will not write this model because it would be silently wrong."""
 
     exit_code = 1
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line: its message's first line, or its type when the message is empty.
+
+    Third-party libraries (onnx, onnxruntime, torch.onnx, TensorRT) raise many types with long
+    messages; deploykit reports the first line and keeps the rest out of the terminal."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class UserCodeError(DeployKitError):
+    """The user's own code (a factory, a constructor, a forward) raised: reported as one line naming it."""
+
+
+def _user_frame(tb) -> str:
+    """``file:line`` of the innermost frame outside deploykit, torch and the standard library: the user's line."""
+    import os
+    import sysconfig
+    import traceback
+
+    skip = [os.path.dirname(__file__), sysconfig.get_paths()["stdlib"]]
+    try:
+        import torch
+
+        skip.append(os.path.dirname(torch.__file__))
+    except ImportError:
+        pass
+    for frame in reversed(traceback.extract_tb(tb)):
+        if not any(frame.filename.startswith(s) for s in skip):
+            return f" at {frame.filename}:{frame.lineno}"
+    return ""
+
+
+@contextlib.contextmanager
+def user_code(what: str):
+    """Run a piece of the user's code; any exception it raises becomes one UserCodeError line naming
+    ``what`` (e.g. "the factory mypkg.nets:make_block" or "the module's forward at B=2 H=37 W=53") and the
+    user's source line. DeployKitErrors pass through unchanged; so do KeyboardInterrupt and SystemExit."""
+    try:
+        yield
+    except DeployKitError:
+        raise
+    except Exception as exc:  # anything the user's code raises is theirs to fix: one line, not a traceback
+        raise UserCodeError(f"{what} raised {type(exc).__name__}: {first_line(exc)}{_user_frame(exc.__traceback__)}") from exc

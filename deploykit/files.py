@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -53,9 +54,23 @@ def atomic_write_text(path: Path, text: str) -> Path:
 
 
 def atomic_write_json(path: Path, data) -> Path:
-    from .cli.common import dumps
-
     return atomic_write_text(path, dumps(data) + "\n")
+
+
+def _clean(value):
+    """JSON cannot hold inf/nan: write them as strings so the output stays valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def dumps(data) -> str:
+    return json.dumps(_clean(data), indent=2, default=str)
+
 
 
 def check_can_overwrite(path: Path, known_sha256: str | None, force: bool) -> None:

@@ -17,7 +17,7 @@ from deploykit.bench import (
     bench_cases,
     bench_recipe,
     geomean,
-    parse_backends,
+    parse_targets,
 )
 from deploykit.bench.plot import PLOT, SWEEP_PLOT, bench_plots
 from deploykit.bench.run import chunks
@@ -87,12 +87,18 @@ def test_rounds_split_iterations_evenly():
 
 # -- options ----------------------------------------------------------------------------------------
 def test_backend_names_parse_and_unknown_ones_are_errors():
-    assert [b.name for b in parse_backends("torch, ort-int8")] == ["torch", "ort-int8"]
-    assert [b.name for b in parse_backends(None)] == ["torch", "ort", "ort-int8", "ort-fp16", "trt"]
-    with pytest.raises(DeployKitError, match="did you mean ort-int8"):
-        parse_backends("torch,ort-int")
+    assert [t.name for t in parse_targets("torch, ort-cpu/int8")] == ["torch", "ort-cpu/int8"]
+    assert [(t.backend.name, t.precision, t.file) for t in parse_targets("ort-cpu/fp16,trt/int8")] == [
+        ("ort-cpu", "fp16", "model.fp16.onnx"), ("trt", "int8", "model.int8.plan")]
+    assert [t.name for t in parse_targets(None)] == ["torch", "ort-cpu", "ort-cpu/int8", "ort-cpu/fp16", "trt"]
+    with pytest.raises(DeployKitError, match="did you mean ort-cpu"):
+        parse_targets("torch,ort-cp")
     with pytest.raises(DeployKitError, match="given twice"):
-        parse_backends("ort,ort")
+        parse_targets("ort-cpu,ort-cpu/fp32")
+    with pytest.raises(DeployKitError, match="precision must be one of fp32, fp16, int8"):
+        parse_targets("ort-cpu/int4")
+    with pytest.raises(DeployKitError, match="torch runs the FP32 reference only"):
+        parse_targets("torch/int8")
 
 
 def test_cases_default_to_opt_and_follow_shape_and_batch():
@@ -120,7 +126,7 @@ def test_bad_options_are_rejected_in_one_line(tmp_path, args, message):
 
 
 def test_missing_artifact_is_a_one_line_error(tmp_path):
-    result = _cli("cbam", "--out", str(tmp_path), "--backends", "ort")
+    result = _cli("cbam", "--out", str(tmp_path), "--backends", "ort-cpu")
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         f"error: no artifact in {tmp_path / 'cbam'} (no manifest.json); run `deploykit export cbam` first"]
@@ -128,31 +134,33 @@ def test_missing_artifact_is_a_one_line_error(tmp_path):
 
 # -- running backends ---------------------------------------------------------------------------------
 def test_json_follows_the_schema_and_skipped_backends_say_why(se_artifacts):
-    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema validates the documented schema")
-    result = _cli("se", "--out", str(se_artifacts), "--backends", "torch,ort,ort-int8,trt", "--iters", "4",
+    import jsonschema  # in the test extra: validates the documented schema
+
+    result = _cli("se", "--out", str(se_artifacts), "--backends", "torch,ort-cpu,ort-cpu/int8,trt", "--iters", "4",
                   "--warmup", "1", "--rounds", "2", "--in-process", "--no-write", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     jsonschema.validate(data, RESULTS_SCHEMA)
-    rows = {r["backend"]: r for r in data["results"]}
-    assert list(rows) == ["torch", "ort", "ort-int8", "trt"]  # skipped ones listed, in the order asked
-    for name in ("torch", "ort"):
+    rows = {r["target"]: r for r in data["results"]}
+    assert list(rows) == ["torch", "ort-cpu", "ort-cpu/int8", "trt"]  # skipped ones listed, in the order asked
+    for name in ("torch", "ort-cpu"):
         assert rows[name]["status"] == "ok" and rows[name]["reason"] is None
         assert rows[name]["latency_ms"]["min"] <= rows[name]["latency_ms"]["p50"] <= rows[name]["latency_ms"]["p99"]
         assert rows[name]["items"] == 2 and rows[name]["shape"] == {"B": 2, "H": 32, "W": 32}
         assert rows[name]["memory"] is None  # in-process: no per-backend memory figure
-    assert rows["ort"]["speedup"]["torch"] == pytest.approx(
-        rows["torch"]["latency_ms"]["p50"] / rows["ort"]["latency_ms"]["p50"])
-    assert rows["ort"]["runner"]["providers_used"] == ["CPUExecutionProvider"]
-    assert rows["ort-int8"]["status"] == "skipped" and "deploykit calibrate se" in rows["ort-int8"]["reason"]
-    assert rows["trt"]["status"] == "skipped" and rows["trt"]["reason"].startswith("needs TensorRT and an NVIDIA GPU")
+    assert rows["ort-cpu"]["speedup"]["torch"] == pytest.approx(
+        rows["torch"]["latency_ms"]["p50"] / rows["ort-cpu"]["latency_ms"]["p50"])
+    assert rows["ort-cpu"]["runner"]["providers_used"] == ["CPUExecutionProvider"]
+    assert rows["ort-cpu/int8"]["status"] == "skipped" and "deploykit calibrate se" in rows["ort-cpu/int8"]["reason"]
+    # no engine was built, on any machine: the reason names the command that builds one
+    assert rows["trt"]["status"] == "skipped" and "deploykit build-trt se --fp32" in rows["trt"]["reason"]
     assert rows["trt"]["latency_ms"] is None
 
 
 def test_isolated_run_measures_memory_and_writes_files(se_artifacts):
     recipe = find_recipe("se", RECIPES)
     settings = BenchSettings(warmup=1, iters=3, rounds=1, threads=1, isolated=True)
-    rows = bench_recipe(recipe, se_artifacts, parse_backends("ort"), bench_cases(recipe), settings)
+    rows = bench_recipe(recipe, se_artifacts, parse_targets("ort-cpu"), bench_cases(recipe), settings)
     (row,) = rows
     assert row.status == "ok", row.reason
     assert row.memory["method"] in ("VmHWM", "ru_maxrss")
@@ -183,18 +191,18 @@ def test_a_changed_model_is_skipped_with_the_reason(tmp_path, se_artifacts):
     with open(copy / "model.onnx", "ab") as handle:
         handle.write(b"\0")
     recipe = find_recipe("se", RECIPES)
-    rows = bench_recipe(recipe, tmp_path, parse_backends("ort"), bench_cases(recipe),
+    rows = bench_recipe(recipe, tmp_path, parse_targets("ort-cpu"), bench_cases(recipe),
                         BenchSettings(warmup=0, iters=1, isolated=False))
     assert rows[0].status == "skipped" and "does not match the sha256" in rows[0].reason
 
 
 def test_plots_for_one_shape_and_for_a_batch_sweep():
-    def row(backend, batch, p50, status="ok"):
+    def row(target, batch, p50, status="ok"):
         latency = {"mean": p50, "std": 0.0, "min": p50, "p50": p50, "p90": p50, "p99": p50, "max": p50}
-        return {"recipe": "se", "case": f"B={batch}", "shape": {"B": batch, "H": 32}, "backend": backend,
+        return {"recipe": "se", "case": f"B={batch}", "shape": {"B": batch, "H": 32}, "target": target,
                 "status": status, "latency_ms": latency if status == "ok" else None}
 
-    single = bench_plots([row("torch", 2, 1.0), row("ort", 2, 0.5), row("trt", 2, 0, "skipped")], "se")
+    single = bench_plots([row("torch", 2, 1.0), row("ort-cpu", 2, 0.5), row("trt", 2, 0, "skipped")], "se")
     assert list(single) == [PLOT] and single[PLOT][:4] == b"\x89PNG"
-    sweep = bench_plots([row(b, n, n * f) for b, f in (("torch", 1.0), ("ort", 0.4)) for n in (1, 2, 4)], "se")
+    sweep = bench_plots([row(b, n, n * f) for b, f in (("torch", 1.0), ("ort-cpu", 0.4)) for n in (1, 2, 4)], "se")
     assert list(sweep) == [PLOT, SWEEP_PLOT] and sweep[SWEEP_PLOT][:4] == b"\x89PNG"

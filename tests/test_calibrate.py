@@ -193,10 +193,10 @@ def test_empty_and_malformed_data_give_specific_errors(tmp_path):
     with pytest.raises(DeployKitError, match=r"input 'x' has 64 channels at axis 1 \(NCHW\) but RGB images give 3"):
         open_data(cbam, write_pngs(tmp_path / "rgb", 2, seed=1))
     cases = {
-        "shape.npz": ({"x": np.zeros((2, 3, 16, 16), np.float32)}, r"'x' axis 1 is 3; the recipe fixes it at 64"),
-        "dtype.npz": ({"x": np.zeros((2, 64, 16, 16))}, r"'x' is float64, the model input is float32"),
+        "shape.npz": ({"x": np.zeros((2, 3, 16, 16), np.float32)}, r"input 'x' axis 1 is 3, the model fixes it at 64"),
+        "dtype.npz": ({"x": np.zeros((2, 64, 16, 16))}, r"input 'x' has dtype float64, expected float32"),
         "names.npz": ({"image": np.zeros((2, 64, 16, 16), np.float32)}, r"missing \['x'\], unexpected \['image'\]"),
-        "range.npz": ({"x": np.zeros((2, 64, 4, 16), np.float32)}, r"H=4 is outside the recipe's range \[8, 64\]"),
+        "range.npz": ({"x": np.zeros((2, 64, 4, 16), np.float32)}, r"H=4 \(from input 'x' axis 2\) is outside the recipe's range \[8, 64\]"),
         "nan.npz": ({"x": np.full((2, 64, 16, 16), np.nan, np.float32)}, "holds NaN or infinite values"),
     }
     for name, (arrays, message) in cases.items():

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from deploykit.artifact import MANIFEST, MODEL, Artifact
 from deploykit.cli import main
-from deploykit.errors import DeployKitError, ExportRefused
+from deploykit.errors import UserCodeError, DeployKitError, ExportRefused
 from deploykit.export import export_onnx
 from deploykit.export.checks import check_dynamic_axes
 from deploykit.files import sha256_file
@@ -64,7 +64,8 @@ def test_dynamic_axis_that_comes_out_static_is_refused_with_the_axis(tmp_path):
     recipe = load_recipe(_write(tmp_path, "time_mix.toml", TIME_MIX_RECIPE))
     with pytest.raises(ExportRefused, match=r"axis 2 \(T\) was declared dynamic but came out static \(12\)"):
         export_onnx(recipe, tmp_path / "out", exporter="dynamo")
-    with pytest.raises(ExportRefused):  # TorchScript keeps T symbolic, but parity at another T fails
+    # TorchScript keeps T symbolic, but the PyTorch module itself cannot run at another T: the user's error, one line
+    with pytest.raises(UserCodeError, match=r"the PyTorch module at B=\d+ T=\d+ raised RuntimeError: .* at .*user_modules\.py:\d+"):
         export_onnx(recipe, tmp_path / "out", exporter="torchscript")
     assert not (tmp_path / "out" / "time_mix" / MODEL).exists()
 

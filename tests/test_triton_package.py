@@ -6,17 +6,16 @@ import numpy as np
 import onnx
 import pytest
 
-model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2",
-                                       reason="Triton packaging needs tritonclient[grpc]")
+from tritonclient.grpc import model_config_pb2  # noqa: E402  (in the test extra)
 from google.protobuf import text_format  # noqa: E402
 
 from deploykit.errors import DeployKitError  # noqa: E402
-from deploykit.runtime import SymbolRange, TensorInfo  # noqa: E402
+from deploykit.recipe.spec import DimSpec, TensorSpec  # noqa: E402
 from deploykit.recipe.shapes import parse_dim  # noqa: E402
 from deploykit.serve.triton import batch_axis, package_triton  # noqa: E402
 
 from .conftest import require_gpu
-from .artifact_cache import artifact_copy, has_recipe  # noqa: E402
+from .artifact_cache import artifact_copy  # noqa: E402
 
 
 def _parse(path):
@@ -31,13 +30,11 @@ def _type(config_entry):
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("artifacts")
-    names = ["cbam", "fpn"] + ["composite"] * has_recipe("composite")
+    names = ["cbam", "fpn", "composite"]
     return {name: artifact_copy(tmp_path_factory, name, folder) for name in names}
 
 
 def test_composite_repository(artifacts, tmp_path):
-    if "composite" not in artifacts:
-        pytest.skip("recipe 'composite' is not registered yet")
     repo = tmp_path / "repo"
     model = package_triton(artifacts["composite"], repo)
     config = _parse(repo / "composite" / "config.pbtxt")
@@ -46,6 +43,7 @@ def test_composite_repository(artifacts, tmp_path):
     assert [(i.name, _type(i), list(i.dims)) for i in config.input] == [("image", "TYPE_FP32", [3, -1, -1])]
     assert [(o.name, _type(o), list(o.dims)) for o in config.output] == [("logits", "TYPE_FP32", [4, -1, -1])]
     assert not config.HasField("dynamic_batching") and not config.HasField("optimization")
+    assert not config.instance_group  # --backend auto: Triton places the model (a GPU when it has one)
     shipped = repo / "composite" / "1" / "model.onnx"
     assert shipped.read_bytes() == (artifacts["composite"] / "model.onnx").read_bytes()
     graph = onnx.load(str(shipped)).graph
@@ -66,12 +64,13 @@ def test_multi_input_model_without_triton_batching(artifacts, tmp_path):
 
 
 def test_dynamic_batching_and_the_onnxruntime_tensorrt_accelerator(artifacts, tmp_path):
-    package_triton(artifacts["fpn"], tmp_path, max_batch=2, dynamic_batching=True, ort_trt="fp16")
+    package_triton(artifacts["fpn"], tmp_path, max_batch=2, dynamic_batching=True, backend="ort-trt")
     config = _parse(tmp_path / "fpn" / "config.pbtxt")
     assert config.max_batch_size == 2 and config.HasField("dynamic_batching")
     assert [list(i.dims) for i in config.input] == [[16, -1, -1], [32, -1, -1], [64, -1, -1]]
     (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
-    assert accelerator.name == "tensorrt" and accelerator.parameters["precision_mode"] == "FP16"
+    assert accelerator.name == "tensorrt" and accelerator.parameters["precision_mode"] == "FP32"
+    assert [model_config_pb2.ModelInstanceGroup.Kind.Name(g.kind) for g in config.instance_group] == ["KIND_GPU"]
     # the profile is the recipe's min/opt/max (batch capped at max_batch_size), related inputs consistent
     assert accelerator.parameters["trt_profile_min_shapes"] == "C3:1x16x16x16,C4:1x32x8x8,C5:1x64x4x4"
     assert accelerator.parameters["trt_profile_opt_shapes"] == "C3:2x16x32x32,C4:2x32x16x16,C5:2x64x8x8"
@@ -81,10 +80,10 @@ def test_dynamic_batching_and_the_onnxruntime_tensorrt_accelerator(artifacts, tm
 @pytest.mark.parametrize("options, message", [
     ({"max_batch": 9}, r"--max-batch 9 is larger than cbam allows: B is axis 0 .* range \[1, 8\]"),
     ({"max_batch": 0, "dynamic_batching": True}, "--dynamic-batching needs max_batch_size > 0"),
-    ({"backend": "tensorrt"}, r"has no model\.fp32\.plan; make it with `deploykit build-trt cbam`"),
-    ({"ort_trt": "int8"}, "--ort-trt int8 needs the Q/DQ model"),
+    ({"backend": "trt"}, r"has no model\.fp32\.plan; make it with `deploykit build-trt cbam --fp32`"),
+    ({"backend": "ort-trt", "precision": "int8"}, r"has no model\.int8\.onnx; make it with `deploykit calibrate cbam`"),
     ({"precision": "fp16"}, r"has no model\.fp16\.onnx; make it with `deploykit calibrate cbam`"),
-    ({"backend": "triton"}, "--backend must be one of onnxruntime, tensorrt"),
+    ({"backend": "tensorrt"}, "--backend must be one of auto, ort-cpu, ort-cuda, ort-trt, trt"),
 ])
 def test_options_that_do_not_fit_the_artifact_are_refused_before_writing(artifacts, tmp_path, options, message):
     with pytest.raises(DeployKitError, match=message):
@@ -107,18 +106,18 @@ def test_rewrites_its_own_files_but_not_a_users(artifacts, tmp_path):
 
 
 def _tensor(name, *dims):
-    return TensorInfo(name, np.dtype("float32"), tuple(parse_dim(d) for d in dims))
+    return TensorSpec(name, tuple(parse_dim(d) for d in dims), dtype=np.dtype("float32"))
 
 
 @pytest.mark.parametrize("tensors, ranges, limit, reason", [
-    ([_tensor("x", "B", 3, "H"), _tensor("y", "B", "H")], {"B": SymbolRange("B", 1, 6), "H": SymbolRange("H", 1, 9)},
+    ([_tensor("x", "B", 3, "H"), _tensor("y", "B", "H")], {"B": DimSpec("B", 1, 1, 6), "H": DimSpec("H", 1, 1, 9)},
      6, "range [1, 6]"),
-    ([_tensor("x", "B", 3), _tensor("y", 3, "B")], {"B": SymbolRange("B", 1, 6)}, 0, "axis 0 of 'y' is not B"),
-    ([_tensor("x", "B", "B")], {"B": SymbolRange("B", 1, 6)}, 0, "B also sizes a non-batch axis"),
-    ([_tensor("x", "2*B", 3)], {"B": SymbolRange("B", 1, 6)}, 0, "axis 0 of 'x' is not B"),
-    ([_tensor("x", "B", 3)], {"B": SymbolRange("B", 2, 6)}, 0, "must accept every batch from 1"),
-    ([_tensor("x", "T", 3)], {"T": SymbolRange("T", 24, 24, reason="fixed by weights")}, 0, "fixed at 24"),
-    ([_tensor("x", 1, "H")], {"H": SymbolRange("H", 1, 9)}, 0, "axis 0 of 'x' is static"),
+    ([_tensor("x", "B", 3), _tensor("y", 3, "B")], {"B": DimSpec("B", 1, 1, 6)}, 0, "axis 0 of 'y' is not B"),
+    ([_tensor("x", "B", "B")], {"B": DimSpec("B", 1, 1, 6)}, 0, "B also sizes a non-batch axis"),
+    ([_tensor("x", "2*B", 3)], {"B": DimSpec("B", 1, 1, 6)}, 0, "axis 0 of 'x' is not B"),
+    ([_tensor("x", "B", 3)], {"B": DimSpec("B", 2, 2, 6)}, 0, "must accept every batch from 1"),
+    ([_tensor("x", "T", 3)], {"T": DimSpec("T", value=24, reason="fixed by weights")}, 0, "fixed at 24"),
+    ([_tensor("x", 1, "H")], {"H": DimSpec("H", 1, 1, 9)}, 0, "axis 0 of 'x' is static"),
 ])
 def test_batch_axis_rules(tensors, ranges, limit, reason):
     batch = batch_axis(tuple(tensors[:1]), tuple(tensors[1:]), ranges)
@@ -163,11 +162,11 @@ def test_tensorrt_plan_repository_follows_the_engine_profile(tmp_path, tmp_path_
     plan = _placeholder_engine(folder, batch_max=2)
     repo = tmp_path / "repo"
     with pytest.raises(DeployKitError, match=r"--max-batch 4 is larger .*profile allows \[1, 2\]"):
-        package_triton(folder, repo, backend="tensorrt", max_batch=4)
-    with pytest.raises(DeployKitError, match="--ort-trt is onnxruntime's TensorRT accelerator"):
-        package_triton(folder, repo, backend="tensorrt", ort_trt="fp16")
-    package_triton(folder, repo, backend="onnxruntime")
-    package_triton(folder, repo, backend="tensorrt", dynamic_batching=True)
+        package_triton(folder, repo, backend="trt", max_batch=4)
+    package_triton(folder, repo, backend="ort-cpu")
+    config = _parse(repo / "cbam" / "config.pbtxt")
+    assert [model_config_pb2.ModelInstanceGroup.Kind.Name(g.kind) for g in config.instance_group] == ["KIND_CPU"]
+    package_triton(folder, repo, backend="trt", dynamic_batching=True)
     config = _parse(repo / "cbam" / "config.pbtxt")
     assert (config.platform, config.backend, config.default_model_filename) == ("tensorrt_plan", "tensorrt", "model.plan")
     assert config.max_batch_size == 2 and config.HasField("dynamic_batching")
@@ -185,10 +184,10 @@ def test_tensorrt_repository_from_a_real_engine(tmp_path, tmp_path_factory):
 
     from deploykit.cli import main
 
-    folder = artifact_copy(tmp_path_factory, "composite" if has_recipe("composite") else "cbam", tmp_path)
+    folder = artifact_copy(tmp_path_factory, "composite", tmp_path)
     result = CliRunner().invoke(main, ["build-trt", folder.name, "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    package_triton(folder, tmp_path / "repo", backend="tensorrt")
+    package_triton(folder, tmp_path / "repo", backend="trt")
     config = _parse(tmp_path / "repo" / folder.name / "config.pbtxt")
     assert config.platform == "tensorrt_plan" and config.max_batch_size >= 1
     shipped = (tmp_path / "repo" / folder.name / "1" / "model.plan").read_bytes()

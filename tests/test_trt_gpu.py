@@ -21,7 +21,6 @@ from deploykit.trt.builder import BuildOptions, build_engine
 from deploykit.trt.onnx_support import default_target
 from deploykit.trt.parity import check_engine
 from deploykit.trt.preflight import run_preflight
-from deploykit.trt.probe import probe
 from deploykit.runners.trt_runner import TrtRunner
 from deploykit.trt.sidecar import read_sidecar, sidecar_path
 

@@ -2,8 +2,6 @@
 
 import json
 import math
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,10 +31,10 @@ def test_every_exported_recipe_verifies_at_five_or_more_shapes(exported, name):
     assert len(run.cases) >= 5 or not find_recipe(name, RECIPES).dynamic_symbols
     assert run.runner["providers_used"] == ["CPUExecutionProvider"]
     data = json.loads((out / name / "verify.json").read_text())
-    assert data["runs"]["ort/fp32"]["passed"] is True
+    assert data["runs"]["ort-cpu/fp32"]["passed"] is True
     report = (out / name / "report.md").read_text()
     assert "PASSED" in report and "max abs" in report
-    for plot in data["runs"]["ort/fp32"]["plots"].values():
+    for plot in data["runs"]["ort-cpu/fp32"]["plots"].values():
         assert (out / name / plot).read_bytes()[:4] == b"\x89PNG"
 
 

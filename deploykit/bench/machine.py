@@ -57,18 +57,3 @@ def machine_info() -> dict:
     }
 
 
-def versions() -> dict:
-    import numpy
-    import torch
-
-    from .. import __version__
-
-    found = {"deploykit": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
-             "torch": torch.__version__}
-    try:
-        import onnxruntime
-
-        found["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        found["onnxruntime"] = None
-    return found

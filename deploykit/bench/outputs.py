@@ -37,7 +37,7 @@ def write_recipe_results(artifact_dir: Path, header: dict, rows, force: bool = F
         atomic_write_bytes(artifact.path(name), png)
     atomic_write_json(artifact.path(RESULTS), data)
     summary = {"created": header["created"], "settings": header["settings"], "machine": header["machine"]["cpu"],
-               "p50_ms": {f"{r['backend']}@{r['case']}": r["latency_ms"]["p50"]
+               "p50_ms": {f"{r['target']}@{r['case']}": r["latency_ms"]["p50"]
                           for r in data["results"] if r["status"] == "ok"}}
     update_manifest(artifact, "bench", summary, files=names)
     return [artifact.path(n) for n in names]

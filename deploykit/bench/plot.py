@@ -32,13 +32,13 @@ def latency_per_backend(rows: list[dict], title: str) -> bytes:
     plt = _figure()
     ok = _ok(rows)
     groups = list(dict.fromkeys((r["recipe"], r["case"]) for r in rows))
-    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    backends = list(dict.fromkeys(r["target"] for r in rows))
     width = 0.8 / max(1, len(backends))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(groups) * max(1, len(backends)) * 0.5 + 2), 4), dpi=100)
     for i, backend in enumerate(backends):
         xs, p50, p90 = [], [], []
         for g, (recipe, case) in enumerate(groups):
-            hit = [r for r in ok if (r["recipe"], r["case"], r["backend"]) == (recipe, case, backend)]
+            hit = [r for r in ok if (r["recipe"], r["case"], r["target"]) == (recipe, case, backend)]
             if hit:
                 xs.append(g + (i - (len(backends) - 1) / 2) * width)
                 p50.append(hit[0]["latency_ms"]["p50"])
@@ -55,7 +55,7 @@ def latency_per_backend(rows: list[dict], title: str) -> bytes:
                        fontsize=8)
     ax.set_ylabel("latency p50 ms (whisker: p90)")
     ax.set_title(title, fontsize=10)
-    skipped = sorted({r["backend"] for r in rows if r["status"] != "ok"} - {r["backend"] for r in ok})
+    skipped = sorted({r["target"] for r in rows if r["status"] != "ok"} - {r["target"] for r in ok})
     if skipped:
         ax.text(0.99, 0.98, "not run: " + ", ".join(skipped), transform=ax.transAxes, ha="right", va="top", fontsize=7)
     if ok:
@@ -81,8 +81,8 @@ def latency_vs_shape(rows: list[dict], title: str) -> bytes | None:
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     cases = list(dict.fromkeys(r["case"] for r in rows))
-    for backend in dict.fromkeys(r["backend"] for r in rows):
-        points = [r for r in _ok(rows) if r["backend"] == backend]
+    for backend in dict.fromkeys(r["target"] for r in rows):
+        points = [r for r in _ok(rows) if r["target"] == backend]
         if not points:
             continue
         if symbol == "case":

@@ -8,10 +8,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..artifact import Artifact
-from .backends import Backend
+from ..runners.backends import Target, parse_targets as _parse_targets
 from .cases import items_per_call
 from .flops import count_flops
-from .machine import machine_info, versions
+from ..environment import versions
+from .machine import machine_info
 from .schema import SCHEMA_ID
 from .stats import LatencyStats, speedup
 from .worker import InProcessWorker, ProcessWorker, WorkerFailed, WorkSpec
@@ -19,11 +20,17 @@ from .worker import InProcessWorker, ProcessWorker, WorkerFailed, WorkSpec
 MEMORY_METHOD = ("RSS high-water mark of a fresh process per backend (Linux VmHWM, reset after imports and "
                  "input creation); delta = peak - RSS at that baseline")
 TIMED = "runner.infer_impl(feed): host arrays in, host arrays out, after one input check and the warm-up"
-SPEEDUP_BASELINES = ("torch", "ort")
+SPEEDUP_BASELINES = ("torch", "ort-cpu")  # targets every row is compared with
+DEFAULT_TARGETS = ("torch", "ort-cpu", "ort-cpu/int8", "ort-cpu/fp16", "trt")
 # Pause before each backend's turn: thread pools (OpenMP, onnxruntime) spin-wait for a while after
 # work, and a neighbour's spinning threads would be timed as this backend's loss. Measured on composite
 # (ort vs ort-int8, 0.6 ms calls): 20 ms pauses left 3-5 ms p90 tails on both, 100 ms removed them.
 SETTLE_SECONDS = 0.1
+
+
+def parse_targets(text: str | None) -> list[Target]:
+    """``--backends``: ``"torch,ort-cpu,ort-cpu/int8"`` -> targets (DEFAULT_TARGETS when None)."""
+    return _parse_targets(text, DEFAULT_TARGETS)
 
 
 @dataclass
@@ -46,6 +53,7 @@ class BenchRow:
     shape: dict
     inputs: dict
     items: int
+    target: str  # backend[/precision], e.g. "ort-cpu/int8"
     backend: str
     precision: str
     file: str
@@ -66,7 +74,7 @@ class BenchRow:
 
 def report_header(settings: BenchSettings) -> dict:
     return {"schema": SCHEMA_ID, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": machine_info(), "versions": versions(), "settings": settings.to_dict()}
+            "machine": machine_info(), "versions": versions("numpy", "torch", "onnxruntime"), "settings": settings.to_dict()}
 
 
 def chunks(iters: int, rounds: int) -> list[int]:
@@ -84,9 +92,9 @@ def _flops(artifact: Artifact, recipe, cases) -> dict:
         return {}
 
 
-def bench_recipe(recipe, out_dir: str | Path, backends: list[Backend], cases, settings: BenchSettings,
+def bench_recipe(recipe, out_dir: str | Path, targets: list[Target], cases, settings: BenchSettings,
                  on_step=None) -> list[BenchRow]:
-    """Time ``backends`` on ``out_dir/<recipe>/`` at each case; unavailable ones come back as skipped rows."""
+    """Time ``targets`` on ``out_dir/<recipe>/`` at each case; unavailable ones come back as skipped rows."""
     step = on_step or (lambda message: None)
     artifact = Artifact.open(Path(out_dir) / recipe.name)
     artifact.check_recipe(recipe)
@@ -97,24 +105,25 @@ def bench_recipe(recipe, out_dir: str | Path, backends: list[Backend], cases, se
         inputs = {name: list(shape) for name, shape in recipe.input_shapes(case).items()}
         workers = {}
         try:
-            for backend in backends:
+            for target in targets:
                 row = BenchRow(recipe.name, case.label, dict(case.values), inputs, items_per_call(recipe, case),
-                               backend.name, backend.precision, backend.file, flops=flops.get(case.key()))
+                               target.name, target.backend.name, target.precision, target.file,
+                               flops=flops.get(case.key()))
                 case_rows.append(row)
-                step(f"{recipe.name} {case.label}: checking {backend.name}")
-                reason = backend.unavailable(artifact)
+                step(f"{recipe.name} {case.label}: checking {target.name}")
+                reason = target.backend.unavailable(artifact, target.precision)
                 if reason:
                     row.status, row.reason = "skipped", reason
                     continue
-                step(f"{recipe.name} {case.label}: loading {backend.name}")
-                spec = WorkSpec(backend.name, str(artifact.dir), str(recipe.path), dict(case.values), settings.threads,
+                step(f"{recipe.name} {case.label}: loading {target.name}")
+                spec = WorkSpec(target.name, str(artifact.dir), str(recipe.path), dict(case.values), settings.threads,
                                 settings.warmup, settings.seed)
                 try:
                     worker = (ProcessWorker if settings.isolated else InProcessWorker)(spec)
                 except WorkerFailed as exc:
                     row.status, row.reason = "failed", f"could not load: {exc}"
                     continue
-                workers[backend.name] = (worker, row, [])
+                workers[target.name] = (worker, row, [])
             _timed_rounds(workers, settings, step, f"{recipe.name} {case.label}")
         finally:
             for worker, _, _ in workers.values():
@@ -151,7 +160,7 @@ def _timed_rounds(workers: dict, settings: BenchSettings, step, where: str) -> N
 
 
 def _add_speedups(rows: list[BenchRow]) -> None:
-    baselines = {r.backend: r.p50 for r in rows if r.status == "ok" and r.backend in SPEEDUP_BASELINES}
+    baselines = {r.target: r.p50 for r in rows if r.status == "ok" and r.target in SPEEDUP_BASELINES}
     for row in rows:
         if row.status == "ok":
             row.speedup = {name: speedup(p50, row.p50) for name, p50 in baselines.items()}

@@ -1,18 +1,18 @@
 """The bench results file (``bench.json``, ``deploykit bench --json``): a stable, versioned schema.
 
-Schema ``deploykit.bench/1``. Fields are only ever added within a version; renaming or removing one
-makes ``deploykit.bench/2``.
+Schema ``deploykit.bench/2`` (2: rows name their target and use the one backend table's names).
+Fields are only ever added within a version; renaming or removing one makes the next version.
 
 Top level::
 
-    schema      "deploykit.bench/1"
+    schema      "deploykit.bench/2"
     created     ISO-8601 UTC time
     machine     cpu, logical_cpus, physical_cores, threads_per_core, cpu_flags, hypervisor,
                 memory_gib, os, load_average_1m (at the start; the machine's other load)
     versions    deploykit, python, numpy, torch, onnxruntime
     settings    warmup, iters, rounds, threads, isolated, timed, memory_method
-    results     one row per recipe x shape case x backend (below)
-    summary     (``deploykit bench`` output) geomean_speedup_vs_torch / _vs_ort: {backend: {geomean, recipes, min}}
+    results     one row per recipe x shape case x target (below)
+    summary     (``deploykit bench`` output) geomean_speedup_vs_torch / _vs_ort-cpu: {target: {geomean, recipes, min}}
                 over the recipes' opt-shape rows
     errors      (only when some recipe could not run) [{name, error}]
     plots       (the top-level bench.json of a multi-recipe run) {file: sha256}
@@ -20,7 +20,8 @@ Top level::
 A row::
 
     recipe, case ("opt" or "B=4 H=64 W=64"), shape {symbol: int}, inputs {name: [dims]}, items (batch)
-    backend     torch | ort | ort-int8 | ort-fp16 | trt | trt-fp16 | trt-int8
+    target      backend[/precision], e.g. torch, ort-cpu, ort-cpu/int8, trt/fp16
+    backend     torch | ort-cpu | ort-cuda | ort-trt | trt (deploykit.runners.backends)
     precision   fp32 | fp16 | int8
     file        the artifact file the backend ran (weights.pt, model.onnx, model.int8.onnx, model.fp32.plan...)
     status      "ok" | "skipped" (not available here: reason says why) | "failed" (it loaded or ran and broke)
@@ -32,13 +33,13 @@ A row::
                 method "VmHWM" (Linux, reset at the baseline) or "ru_maxrss"; null when not isolated or not run
     flops       FLOPs of the PyTorch module at this shape (torch FlopCounterMode: matmul/conv) or null
     gflops      flops / p50 latency, in GFLOP/s, or null
-    speedup     {"torch": p50(torch) / p50(this), "ort": p50(ort) / p50(this)} for those that ran
+    speedup     {"torch": p50(torch) / p50(this), "ort-cpu": p50(ort-cpu) / p50(this)} for those that ran
     runner      what really ran (runner.describe(): versions, providers, threads...)
 """
 
 from __future__ import annotations
 
-SCHEMA_ID = "deploykit.bench/1"
+SCHEMA_ID = "deploykit.bench/2"
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 _LATENCY = {
@@ -48,15 +49,16 @@ _LATENCY = {
 }
 ROW_SCHEMA = {
     "type": "object",
-    "required": ["recipe", "case", "shape", "inputs", "items", "backend", "precision", "file", "status", "reason",
-                 "latency_ms", "throughput", "memory", "flops", "gflops", "speedup", "runner"],
+    "required": ["recipe", "case", "shape", "inputs", "items", "target", "backend", "precision", "file", "status",
+                 "reason", "latency_ms", "throughput", "memory", "flops", "gflops", "speedup", "runner"],
     "properties": {
         "recipe": {"type": "string"},
         "case": {"type": "string"},
         "shape": {"type": "object", "additionalProperties": {"type": "integer"}},
         "inputs": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "integer"}}},
         "items": {"type": "integer", "minimum": 1},
-        "backend": {"enum": ["torch", "ort", "ort-int8", "ort-fp16", "trt", "trt-fp16", "trt-int8"]},
+        "target": {"type": "string", "pattern": "^[a-z-]+(/(fp16|int8))?$"},
+        "backend": {"enum": ["torch", "ort-cpu", "ort-cuda", "ort-trt", "trt"]},
         "precision": {"enum": ["fp32", "fp16", "int8"]},
         "file": {"type": "string"},
         "status": {"enum": ["ok", "skipped", "failed"]},

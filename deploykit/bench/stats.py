@@ -60,3 +60,16 @@ def speedup(baseline_ms: float, candidate_ms: float) -> float:
     if baseline_ms <= 0 or candidate_ms <= 0:
         raise ValueError("latencies must be positive")
     return baseline_ms / candidate_ms
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Geometric-mean speedup of each target over torch and over ort-cpu, across recipes at their opt shape."""
+    summary = {}
+    for baseline in ("torch", "ort-cpu"):
+        ratios: dict[str, list[float]] = {}
+        for row in rows:
+            if row["status"] == "ok" and row["case"] == "opt" and baseline in row["speedup"] and row["target"] != baseline:
+                ratios.setdefault(row["target"], []).append(row["speedup"][baseline])
+        summary[f"geomean_speedup_vs_{baseline}"] = {t: {"geomean": geomean(v), "recipes": len(v), "min": min(v)}
+                                                     for t, v in ratios.items()}
+    return summary

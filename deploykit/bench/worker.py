@@ -21,7 +21,7 @@ from .measure import PeakMemory, time_calls
 
 @dataclass(frozen=True)
 class WorkSpec:
-    backend: str
+    target: str  # backend[/precision]
     artifact_dir: str
     recipe_path: str
     shape: dict
@@ -37,17 +37,19 @@ class BackendSession:
         from ..artifact import Artifact
         from ..recipe import load_recipe
         from ..recipe.shapes import ShapeCase
-        from .backends import BACKENDS
+        from ..runners.backends import parse_target
 
-        backend = BACKENDS[spec.backend]
-        for module in backend.preload:
+        target = parse_target(spec.target)
+        for module in target.backend.preload:
             importlib.import_module(module)
         recipe = load_recipe(spec.recipe_path)
         artifact = Artifact.open(spec.artifact_dir)
         self.feed = recipe.make_inputs(ShapeCase("bench", dict(spec.shape)), spec.seed)
         self.peak_memory = PeakMemory()
         self.peak_memory.start()
-        self.runner = backend.runner(artifact, recipe, spec.threads)
+        # Q/DQ INT8 files are written for TensorRT; onnxruntime runs them as its own kernels want (ort_qdq.py)
+        self.runner = target.backend.open(artifact, target.precision, recipe=recipe, threads=spec.threads,
+                                          prepare_qdq=target.precision == "int8")
         self.runner.__enter__()
         self.runner.check_feed(self.feed)  # validated once; the timed call is the backend's own
         self.call = lambda: self.runner.infer_impl(self.feed)

@@ -24,8 +24,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import DeployKitError
-from ..recipe import RecipeError
+from ..errors import DeployKitError, first_line
+from ..recipe.feeds import FeedError, feed_symbols
 from ..recipe.shapes import ShapeCase, allowed_values
 from .images import IMAGE_SUFFIXES, ImagePreprocessing, read_image
 
@@ -62,40 +62,15 @@ def default_batch_size(recipe, requested: int | None = None) -> int:
 
 def case_of(recipe, feed: Feed, origin: str) -> ShapeCase:
     """The symbol values a feed implies; loud when a shape or dtype cannot be the recipe's."""
-    names = [t.name for t in recipe.inputs]
-    missing, extra = [n for n in names if n not in feed], [n for n in feed if n not in names]
-    if missing or extra:
-        raise CalibrationDataError(f"{origin}: arrays {sorted(feed)} do not match the inputs {names} "
-                                   f"(missing {missing or 'none'}, unexpected {extra or 'none'})")
-    values: dict[str, int] = {n: d.value for n, d in recipe.dims.items() if d.is_static}
-    for spec in recipe.inputs:
-        array = feed[spec.name]
-        if array.dtype != np.float32:
-            raise CalibrationDataError(f"{origin}: {spec.name!r} is {array.dtype}, the model input is float32 "
-                                       "(convert with .astype(np.float32), scaled as the model expects)")
-        if array.ndim != len(spec.shape):
-            raise CalibrationDataError(f"{origin}: {spec.name!r} has shape {tuple(array.shape)} (rank {array.ndim}); "
-                                       f"the recipe's is {spec.dim_names()} (rank {len(spec.shape)})")
-        for axis, (size, dim) in enumerate(zip(array.shape, spec.shape)):
-            if isinstance(dim, int):
-                if size != dim:
-                    raise CalibrationDataError(f"{origin}: {spec.name!r} axis {axis} is {size}; the recipe fixes it "
-                                               f"at {dim} (shape {spec.dim_names()})")
-                continue
-            exact = size / dim.scale
-            if exact.denominator != 1:
-                raise CalibrationDataError(f"{origin}: {spec.name!r} axis {axis} is {size}, not a whole {dim.text}")
-            if values.setdefault(dim.symbol, int(exact)) != int(exact):
-                raise CalibrationDataError(f"{origin}: {spec.name!r} axis {axis} implies {dim.symbol}={int(exact)}, "
-                                           f"another axis says {dim.symbol}={values[dim.symbol]}")
-        if not np.all(np.isfinite(array)):
-            raise CalibrationDataError(f"{origin}: {spec.name!r} holds NaN or infinite values")
-    case = ShapeCase("calibration", {n: values[n] for n in recipe.dims})
     try:
-        recipe.check_case(case)
-    except RecipeError as exc:
-        raise CalibrationDataError(f"{origin}: shape does not fit the recipe: {str(exc).split(': ', 1)[-1]}") from None
-    return case
+        values = feed_symbols(feed, recipe.inputs, recipe.dims, who=origin)
+    except FeedError as exc:
+        raise CalibrationDataError(str(exc)) from None
+    for spec in recipe.inputs:
+        if not np.all(np.isfinite(feed[spec.name])):
+            raise CalibrationDataError(f"{origin}: {spec.name!r} holds NaN or infinite values")
+    static = {n: d.value for n, d in recipe.dims.items() if d.is_static}
+    return ShapeCase("calibration", {n: {**static, **values}[n] for n in recipe.dims})
 
 
 def _hash_files(paths: list[Path], root: Path, extra: dict) -> str:
@@ -258,7 +233,7 @@ class ArrayData(CalibrationData):
         except CalibrationDataError:
             raise
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            why = first_line(exc)
             raise CalibrationDataError(f"{file}: cannot read arrays: {why}") from None
         if not feed:
             raise CalibrationDataError(f"{file}: holds no arrays")

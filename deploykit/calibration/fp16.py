@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..errors import DeployKitError
+from ..errors import DeployKitError, first_line
 from ..environment import quiet
 from .ranges import Ranges
 
@@ -167,7 +167,7 @@ def convert_fp16(model: onnx.ModelProto, keep: list[KeptNode]) -> tuple[onnx.Mod
     try:
         onnx.checker.check_model(converted, full_check=True)
     except onnx.checker.ValidationError as exc:
-        raise DeployKitError(f"the FP16 conversion produced an invalid model: {str(exc).splitlines()[0]}") from None
+        raise DeployKitError(f"the FP16 conversion produced an invalid model: {first_line(exc)}") from None
     return converted, [*keep, *defaults]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DeployKitError
+from ..errors import DeployKitError, first_line
 from ..recipe.shapes import resolve_shape
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -71,7 +71,7 @@ class ImagePreprocessing:
             with Image.open(path) as image:
                 image.verify()
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            why = first_line(exc)
             raise DeployKitError(f"{path}: cannot read image: {why}") from None
 
 
@@ -86,7 +86,7 @@ def read_image(path: Path, prep: ImagePreprocessing) -> np.ndarray:
             image = image.resize((width, height), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.float32)
     except OSError as exc:
-        raise DeployKitError(f"{path}: cannot read image: {str(exc).splitlines()[0]}") from None
+        raise DeployKitError(f"{path}: cannot read image: {first_line(exc)}") from None
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
     if prep.color == "BGR":

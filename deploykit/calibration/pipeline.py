@@ -17,7 +17,8 @@ import onnx
 
 from ..artifact import (CALIBRATION_CACHE, CALIBRATION_RANGES, FP16_MODEL, INT8_MODEL, MODEL, Artifact,
                         update_manifest)
-from ..parity.metrics import error_stats
+from ..parity import ParityInput, compare_runners, record
+from ..recipe.spec import Tolerance
 from ..errors import DeployKitError
 from ..files import atomic_write_bytes, atomic_write_text, check_can_overwrite, sha256_file
 from . import fp16 as fp16_mod
@@ -28,6 +29,7 @@ from .ranges import compute_ranges, settings_for
 from ..trt.calibration_cache import ALGORITHMS, DEFAULT_TRT_VERSION, format_cache, version_code
 
 DEFAULT_METHOD = "minmax"
+NO_TOLERANCE = Tolerance(None, None, None, None)  # the sanity run reports statistics; verify judges them
 
 
 class NoProgress:
@@ -81,13 +83,15 @@ def _mark(model: onnx.ModelProto, info: dict) -> bytes:
     return model.SerializeToString()
 
 
-def _sanity(model_bytes: bytes, feed: dict, reference: dict) -> dict:
+def _sanity(model_bytes: bytes, first: ParityInput, reference: list) -> dict:
+    """The derived model against model.onnx on one calibration batch: cosine and max abs per output."""
     from ..runners.ort_runner import OrtRunner
 
     with OrtRunner(model_bytes) as runner:
-        outputs = runner.infer(feed)
-    stats = {name: error_stats(outputs[name], ref) for name, ref in reference.items()}
-    return {name: {"cosine": round(s["cosine"], 6), "max_abs": s["max_abs"]} for name, s in stats.items()}
+        case = compare_runners(reference, runner, [first], NO_TOLERANCE).cases[0]
+    if case.error:
+        raise DeployKitError(f"the derived model does not run in onnxruntime: {case.error}")
+    return {m.name: {"cosine": round(m.cosine, 6), "max_abs": m.max_abs} for m in case.outputs}
 
 
 def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str | Path | None = None,
@@ -149,11 +153,11 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
     cache_text = format_cache({n: r.amax for n, r in ranges.tensors.items()}, trt_version, algorithm)
     header = cache_text.splitlines()[0]
 
-    first = next(iter(source))
+    first = ParityInput("calibration", {}, next(iter(source)))
     from ..runners.ort_runner import OrtRunner
 
     with OrtRunner(str(model_path)) as runner:
-        reference = runner.infer(first)
+        reference = record(runner, [first], "model.onnx")
     stamp = {"method": method, "synthetic": source.synthetic, "data_sha256": description["sha256"],
              "model_sha256": provenance["model_sha256"]}
     int8_bytes = _mark(int8_model, stamp)
@@ -166,7 +170,7 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
     fp16_info, fp16_bytes = None, None
     if fp16:
         progress.start(f"{recipe.name}: FP16 model", None)
-        shapes = fp16_mod.tensor_shapes(original, first)
+        shapes = fp16_mod.tensor_shapes(original, first.feed)
         keep = fp16_mod.choose_fp32_nodes(original, ranges, shapes, headroom)
         fp16_model, kept = fp16_mod.convert_fp16(original, keep)
         _check_io(original, fp16_model, "FP16")

@@ -8,10 +8,9 @@ provenance does not match the current request is an error that lists every diffe
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
-from .. import __version__
+from ..environment import versions
 from ..errors import DeployKitError
 from ..files import atomic_write_json, read_json, sha256_file
 from .ranges import Ranges
@@ -27,18 +26,9 @@ class ProvenanceMismatch(DeployKitError):
     """Ranges or a cache made from another model, data, method or toolchain than the one asked for."""
 
 
-def versions() -> dict:
-    import numpy
-    import onnx
-    import onnxruntime
-
-    return {"deploykit": __version__, "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version()}
-
-
 def make_provenance(model_path: Path, data_description: dict, method: str, settings: dict) -> dict:
     return {"model": Path(model_path).name, "model_sha256": sha256_file(model_path), "method": method,
-            "settings": dict(settings), "data": dict(data_description), "versions": versions()}
+            "settings": dict(settings), "data": dict(data_description), "versions": versions("onnxruntime", "onnx", "numpy")}
 
 
 def _get(tree: dict, dotted: str):

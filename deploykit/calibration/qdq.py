@@ -25,7 +25,7 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from ..errors import DeployKitError
+from ..errors import DeployKitError, first_line
 from ..environment import quiet
 from .ranges import Ranges
 
@@ -61,7 +61,7 @@ def quantize_qdq(model_path: str | Path, ranges: Ranges, *, per_channel: bool = 
                 calibration_cache_path=str(cache),
             )
         except Exception as exc:  # quantize_static raises ValueError/RuntimeError/ORT types alike
-            raise DeployKitError(f"onnxruntime quantize_static failed: {str(exc).splitlines()[0]}") from None
+            raise DeployKitError(f"onnxruntime quantize_static failed: {first_line(exc)}") from None
         model = onnx.load(str(out))
     problems = qdq_problems(model)
     if problems:

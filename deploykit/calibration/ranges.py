@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DeployKitError
+from ..errors import DeployKitError, first_line
 from .data import OrtDataReader
 from ..environment import quiet
 
@@ -159,7 +159,7 @@ def compute_ranges(model_path: str | Path, data, method: str = "minmax", *, chun
             try:
                 calibrator.collect_data(OrtDataReader(block, on_batch))
             except Exception as exc:  # onnxruntime raises its own types for a feed it cannot run
-                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                why = first_line(exc)
                 raise DeployKitError(f"calibration run failed near batch {batches}: {why}") from None
         if not batches:
             raise DeployKitError("calibration data yielded no batches")

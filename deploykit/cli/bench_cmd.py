@@ -14,8 +14,9 @@ from .common import select_recipes, spinner, console, echo_json, json_option, ou
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Benchmark every recipe's artifact.")
 @click.option("--backends", "backends_text", default=None, metavar="A,B,...",
-              help="Comma-separated, from torch, ort, ort-int8, ort-fp16, trt, trt-fp16, trt-int8 "
-                   "[default: torch,ort,ort-int8,ort-fp16,trt]. Unavailable ones are listed as skipped, with why.")
+              help="Comma-separated backends, each optionally /fp16 or /int8: torch, ort-cpu, ort-cuda, ort-trt, trt "
+                   "[default: torch,ort-cpu,ort-cpu/int8,ort-cpu/fp16,trt]. Unavailable ones are listed as skipped, "
+                   "with why.")
 @click.option("--shape", "shapes", multiple=True, metavar="SYM=N,...",
               help="Time at this shape instead of the opt shape, e.g. --shape H=64,W=64 (repeatable; "
                    "unnamed symbols take opt).")
@@ -48,14 +49,14 @@ def command(names, all_, backends_text, shapes, batch_text, warmup, iters, round
     \b
     Examples:
       deploykit bench cbam
-      deploykit bench --all --backends torch,ort
-      deploykit bench composite --backends ort,ort-int8 --batch 1,2,4
+      deploykit bench --all --backends torch,ort-cpu
+      deploykit bench composite --backends ort-cpu,ort-cpu/int8 --batch 1,2,4
       deploykit bench msaf --shape H=32,W=32 --shape H=64,W=64 --iters 100 --json
     """
-    from ..bench import BenchSettings, bench_cases, bench_recipe, parse_backends, parse_batches, report_header
+    from ..bench import BenchSettings, bench_cases, bench_recipe, parse_batches, parse_targets, report_header, summarize
     from ..bench.outputs import document, write_recipe_results, write_summary
 
-    backends = parse_backends(backends_text)
+    targets = parse_targets(backends_text)
     batches = parse_batches(batch_text)
     recipes = select_recipes(names, all_, recipe_dir)
     plans = [(recipe, bench_cases(recipe, list(shapes), batches)) for recipe in recipes]  # all errors before any run
@@ -66,7 +67,7 @@ def command(names, all_, backends_text, shapes, batch_text, warmup, iters, round
     with status:
         for recipe, cases in plans:
             try:
-                recipe_rows = bench_recipe(recipe, out_dir, backends, cases, settings, on_step=status.update)
+                recipe_rows = bench_recipe(recipe, out_dir, targets, cases, settings, on_step=status.update)
             except DeployKitError as exc:
                 if len(plans) == 1:
                     raise
@@ -89,23 +90,6 @@ def command(names, all_, backends_text, shapes, batch_text, warmup, iters, round
             _print_profiles(data["results"], {r.name: r for r in recipes}, out_dir, threads)
     if errors:
         raise SystemExit(2)
-
-
-def summarize(rows: list[dict]) -> dict:
-    """Geometric-mean speedup of each backend over torch and over ort, across recipes at their opt shape."""
-    from ..bench import geomean
-
-    summary = {}
-    for baseline in ("torch", "ort"):
-        ratios: dict[str, list[float]] = {}
-        for row in rows:
-            if row["status"] == "ok" and row["case"] == "opt" and baseline in row["speedup"] and row["backend"] != baseline:
-                ratios.setdefault(row["backend"], []).append(row["speedup"][baseline])
-        summary[f"geomean_speedup_vs_{baseline}"] = {b: {"geomean": geomean(v), "recipes": len(v), "min": min(v)}
-                                                     for b, v in ratios.items()}
-    return summary
-
-
 
 
 def _fmt(value, spec=".3f"):
@@ -132,21 +116,21 @@ def _print(data, written):
         if row["status"] != "ok":
             colour = "yellow" if row["status"] == "skipped" else "red"
             note = reasons.setdefault(row["reason"], len(reasons) + 1)
-            table.add_row(shown, shape, row["backend"], f"[{colour}]{row['status']} [{note}][/{colour}]", *[""] * 6)
+            table.add_row(shown, shape, row["target"], f"[{colour}]{row['status']} [{note}][/{colour}]", *[""] * 6)
             continue
         lat, mem = row["latency_ms"], row["memory"]
         memory = f"{mem['peak_rss_mb']:.0f} (+{mem['delta_rss_mb']:.0f})" if mem else "-"
         vs = row["speedup"].get("torch")
-        table.add_row(shown, shape, row["backend"], _fmt(lat["p50"]), _fmt(lat["p90"]), _fmt(lat["p99"]),
+        table.add_row(shown, shape, row["target"], _fmt(lat["p50"]), _fmt(lat["p90"]), _fmt(lat["p99"]),
                       _fmt(row["throughput"], ".0f"), memory, _fmt(row["gflops"], ".1f"),
-                      "-" if vs is None or row["backend"] == "torch" else f"{vs:.2f}x")
+                      "-" if vs is None or row["target"] == "torch" else f"{vs:.2f}x")
     out = console()
     out.print(table)
     for reason, note in reasons.items():
         out.print(f"[{note}] {reason}", highlight=False)
-    for backend, s in data["summary"]["geomean_speedup_vs_torch"].items():
+    for target, s in data["summary"]["geomean_speedup_vs_torch"].items():
         if s["recipes"] > 1:
-            out.print(f"{backend} vs torch at opt shapes: geomean {s['geomean']:.2f}x, slowest {s['min']:.2f}x "
+            out.print(f"{target} vs torch at opt shapes: geomean {s['geomean']:.2f}x, slowest {s['min']:.2f}x "
                       f"over {s['recipes']} recipes")
     for error in data.get("errors", []):
         out.print(f"[red]{error['name']}: {error['error']}[/red]")
@@ -156,18 +140,16 @@ def _print(data, written):
 
 def _print_profiles(rows, recipes, out_dir, threads):
     from ..artifact import Artifact
-    from ..bench.backends import BACKENDS
     from ..bench.op_profile import profile_ort
     from ..recipe.shapes import ShapeCase
 
     out = console()
     for row in rows:
-        if row["status"] != "ok" or BACKENDS[row["backend"]].kind != "ort":  # torch/TensorRT have their own profilers
+        if row["status"] != "ok" or not row["backend"].startswith("ort-"):  # torch/TensorRT have their own profilers
             continue
         recipe = recipes[row["recipe"]]  # the recipes selected, from --recipes if given
         artifact = Artifact.open(Path(out_dir) / row["recipe"])
         feed = recipe.make_inputs(ShapeCase(row["case"], row["shape"]))
-        backend = BACKENDS[row["backend"]]
-        result = profile_ort(artifact.path(row["file"]), feed, threads, prepare_qdq=backend.precision == "int8")
+        result = profile_ort(artifact.path(row["file"]), feed, threads, prepare_qdq=row["precision"] == "int8")
         top = ", ".join(f"{o.op_type} {o.us:.0f}µs ({o.share:.0%})" for o in result["ops"][:6])
-        out.print(f"{row['recipe']} {row['backend']} {row['case']}: {top}")
+        out.print(f"{row['recipe']} {row['target']} {row['case']}: {top}")

@@ -56,10 +56,9 @@ def command(ctx, names, all_, fp32, fp16, int8, int8_source, workspace, timing_c
       deploykit build-trt composite --fp16 --int8 --workspace 4 --timing-cache trt.cache
       deploykit build-trt fpn --fp32 --fp16 --opt-level 5 --json
     """
-    from ..artifact import Artifact
+    from ..trt.build import preflight_all
     from ..trt.builder import BuildOptions
     from ..trt.onnx_support import TrtTarget, check_target, default_target
-    from ..trt.preflight import run_preflight
     from ..trt.probe import probe
 
     precisions = [p for p, on in (("fp32", fp32), ("fp16", fp16), ("int8", int8)) if on] or ["fp32"]
@@ -74,15 +73,7 @@ def command(ctx, names, all_, fp32, fp16, int8, int8_source, workspace, timing_c
                              "engines are built by the installed TensorRT (drop --trt-version)")
 
     out = console()
-    preflights, errors = [], []
-    for recipe in recipes:
-        try:
-            artifact = Artifact.open(Path(out_dir) / recipe.name)
-            preflights.append((recipe, artifact, run_preflight(artifact, recipe, precisions, target, int8_source)))
-        except DeployKitError as exc:
-            if len(recipes) == 1:
-                raise
-            errors.append({"name": recipe.name, "error": str(exc)})
+    preflights, errors = preflight_all(recipes, out_dir, precisions, target, int8_source)
     findings = [f for _, _, p in preflights for f in p.findings]
     report = {"tensorrt_target": target.version, "tensorrt_assumed": target.assumed, "precisions": precisions,
               "machine": machine.as_dict(), "checks": [p.as_dict() for _, _, p in preflights], "errors": errors}
@@ -115,31 +106,19 @@ def command(ctx, names, all_, fp32, fp16, int8, int8_source, workspace, timing_c
 def _build_all(preflights, options, machine, no_check, quiet):
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from ..trt.builder import build_engine
-    from ..trt.parity import check_engine
+    from ..trt.build import build_all
 
-    builds, checks = [], []
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                         console=console(stderr=True), transient=True, disable=quiet)
     with progress:
         task = progress.add_task("build-trt")
-        for recipe, artifact, pre in preflights:
-            for precision, plan in pre.plans.items():
-                def on_step(message, name=recipe.name):
-                    progress.update(task, description=f"{name}: {message}")
 
-                if not quiet:
-                    progress.console.print(f"{recipe.name} {precision}: {plan.description}")
-                try:
-                    result = build_engine(artifact, recipe, plan, pre.profile, options, machine, on_step)
-                    builds.append(result.summary())
-                except DeployKitError as exc:
-                    builds.append({"name": recipe.name, "precision": precision, "path": plan.path, "error": str(exc)})
-                    continue
-                if not no_check:
-                    on_step(f"checking the {precision} engine against PyTorch")
-                    checks.append(check_engine(artifact, recipe, precision).as_dict())
-    return builds, checks
+        def on_plan(name, precision, plan):
+            if not quiet:
+                progress.console.print(f"{name} {precision}: {plan.description}")
+
+        return build_all(preflights, options, machine, check=not no_check, on_plan=on_plan,
+                         on_step=lambda message: progress.update(task, description=message))
 
 
 def _print_checks(out, preflights, errors, target):

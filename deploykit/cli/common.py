@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import click
 
 from ..errors import DeployKitError
+from ..files import dumps
 from ..recipe import default_recipe_dir, find_recipe, load_all, load_recipe
 
 recipes_option = click.option(
@@ -45,21 +44,6 @@ def select_recipes(names, all_, recipe_dir, module=None, recipe_path=None):
     if not names:
         raise DeployKitError("name at least one recipe (see `deploykit list`), or pass --all")
     return [find_recipe(n, resolve_recipe_dir(recipe_dir)) for n in names]
-
-
-def _clean(value):
-    """JSON cannot hold inf/nan: write them as strings so the output stays valid JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
-def dumps(data) -> str:
-    return json.dumps(_clean(data), indent=2, default=str)
 
 
 def echo_json(data) -> None:

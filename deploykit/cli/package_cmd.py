@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..artifact import PRECISION_MODELS
+from ..serve.triton import BACKENDS as TRITON_BACKENDS
 from .common import console, echo_json, json_option, out_option
 
 
@@ -14,22 +15,21 @@ from .common import console, echo_json, json_option, out_option
 @click.argument("name")
 @click.option("--triton", "repo_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Triton model repository to write <NAME>/config.pbtxt and <NAME>/1/model.* into.")
-@click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt"]), default="onnxruntime", show_default=True,
-              help="onnxruntime ships model.onnx; tensorrt ships the engine from `deploykit build-trt` as model.plan.")
+@click.option("--backend", type=click.Choice(TRITON_BACKENDS), default="auto", show_default=True,
+              help="auto / ort-cpu / ort-cuda ship the ONNX to Triton's onnxruntime backend (auto lets Triton place it, "
+                   "the others pin its instances to the CPU / a GPU); ort-trt adds onnxruntime's TensorRT "
+                   "accelerator at --precision; trt ships the engine from `deploykit build-trt` as model.plan.")
 @click.option("--max-batch", type=click.IntRange(min=0), default=None,
               help="Triton max_batch_size (default: the recipe's batch max; 0 turns Triton batching off).")
 @click.option("--dynamic-batching", is_flag=True,
               help="Let Triton combine requests into batches (needs max_batch > 0).")
-@click.option("--ort-trt", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
-              help="Add onnxruntime's TensorRT accelerator at this precision (profile from the recipe's min/opt/max).")
 @click.option("--precision", type=click.Choice(list(PRECISION_MODELS)), default="fp32", show_default=True,
               help="Which model of the artifact to ship (fp16/int8 come from `deploykit calibrate`).")
 @click.option("--model-name", default=None, help="Model name in the repository (default: NAME).")
 @click.option("--force", is_flag=True, help="Overwrite files deploykit did not write (or that changed since).")
 @out_option
 @json_option
-def command(name, repo_dir, backend, max_batch, dynamic_batching, ort_trt, precision, model_name, force, out_dir,
-            as_json):
+def command(name, repo_dir, backend, max_batch, dynamic_batching, precision, model_name, force, out_dir, as_json):
     """Package an artifact for Triton Inference Server.
 
     \b
@@ -43,15 +43,15 @@ def command(name, repo_dir, backend, max_batch, dynamic_batching, ort_trt, preci
     Examples:
       deploykit package composite --triton repo/
       deploykit package cbam --triton repo/ --max-batch 8 --dynamic-batching
-      deploykit package cbam --triton repo/ --ort-trt fp16
-      deploykit package cbam --triton repo/ --backend tensorrt   # after deploykit build-trt cbam
+      deploykit package cbam --triton repo/ --backend ort-trt --precision fp16
+      deploykit package cbam --triton repo/ --backend trt   # after deploykit build-trt cbam
     \b
     Then: tritonserver --model-repository repo/  (same client as `deploykit serve`)
     """
     from ..serve.triton import package_triton
 
     model = package_triton(Path(out_dir) / name, repo_dir, backend=backend, max_batch=max_batch,
-                           dynamic_batching=dynamic_batching, ort_trt=ort_trt, precision=precision,
+                           dynamic_batching=dynamic_batching, precision=precision,
                            name=model_name, force=force)
     if as_json:
         echo_json(model.summary())

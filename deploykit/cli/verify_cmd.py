@@ -16,9 +16,9 @@ from .common import select_recipes, spinner, console, echo_json, json_option, ou
 @click.command("verify")
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Verify every recipe's artifact.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="ort", show_default=True,
-              help="ort = onnxruntime CPU; ort-cuda / ort-trt = its GPU providers; ref = onnx ReferenceEvaluator "
-                   "(small shapes); trt = a TensorRT engine from build-trt.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="ort-cpu", show_default=True,
+              help="ort-cpu = onnxruntime CPU; ort-cuda / ort-trt = its CUDA / TensorRT providers; ref = onnx "
+                   "ReferenceEvaluator (small shapes); trt = a TensorRT engine from build-trt.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="fp32 = model.onnx; fp16 / int8 = the models from `deploykit calibrate`.")
 @click.option("--shape", "shapes", multiple=True, metavar="SYM=N,...",

@@ -8,7 +8,6 @@ onnxruntime (optimize.py; kept only if the parity check still passes) -> atomic 
 
 from __future__ import annotations
 
-import platform
 import sys
 import tempfile
 import time
@@ -18,19 +17,20 @@ from pathlib import Path
 import onnx
 import torch
 
-from .. import __version__
 from ..runners.torch_runner import FlatIO
 from ..artifact import MANIFEST, MANIFEST_FORMAT, MODEL, WEIGHTS, state_dict_bytes
-from ..parity.metrics import compare_outputs
-from ..errors import DeployKitError, ExportRefused
+from ..parity import compare_runners, inputs_for
+from ..environment import versions
+from ..errors import DeployKitError, ExportRefused, UserCodeError, first_line
+from ..onnx_graph import dims_of, opset_of
 from ..files import atomic_write_bytes, atomic_write_json, check_can_overwrite, ensure_dir, read_json, sha256_file
 from .rewrites import apply_rewrites
 from ..runners.torch_runner import TorchRunner
 from .weights import load_checkpoint, seeded_model
-from .checks import ReferenceCheck, check_onnx_model, dim_of, stamp_static_output_dims
+from .checks import ReferenceCheck, check_onnx_model, stamp_static_output_dims
 from .exporters import EXPORTERS, example_case
 from .optimize import optimize_for_ort
-from .simplify import SIMPLIFIERS, simplifier_versions
+from .simplify import SIMPLIFIERS
 
 EXPORTER_CHOICES = ("auto", "torchscript", "dynamo")
 
@@ -54,13 +54,6 @@ class ExportResult:
                 "simplifier": self.simplifier, "seconds": round(self.seconds, 2)}
 
 
-def versions() -> dict:
-    import onnxruntime
-
-    return {"deploykit": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, **simplifier_versions()}
-
-
 def _check_cases(recipe, static: bool):
     if static:
         return [example_case(recipe)]
@@ -71,12 +64,11 @@ def _check_cases(recipe, static: bool):
 def _prove_rewrites(original, rewritten, recipe, cases) -> None:
     """The rewritten copy must equal the original in PyTorch before anything is exported from it."""
     with TorchRunner(original, recipe) as ref, TorchRunner(rewritten, recipe) as new:
-        for case in cases:
-            feed = recipe.make_inputs(case)
-            for m in compare_outputs(new.infer(feed), ref.infer(feed), recipe.tolerance("fp32")):
-                if not m.passed:
-                    raise ExportRefused(f"rewritten module differs from the original at {case.describe()}: "
-                                        f"{m.failures[0]} (a deploykit bug: please report it)")
+        result = compare_runners(ref, new, inputs_for(recipe, cases), recipe.tolerance("fp32"), stop_at_failure=True)
+    bad = result.first_failure
+    if bad is not None:
+        raise ExportRefused(f"rewritten module differs from the original at {bad.describe()}: "
+                            f"{bad.failures[0]} (a deploykit bug: please report it)")
 
 
 def _existing_hashes(folder: Path) -> dict:
@@ -136,12 +128,14 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
                 stamped = stamp_static_output_dims(candidate, recipe)
                 step("checking parity with PyTorch")
                 reference.require(candidate, f"the {name} export")
+            except UserCodeError:
+                raise  # the user's module itself failed (e.g. its forward at a check shape): not an exporter's fault
             except ExportRefused as exc:
                 attempts.append({"exporter": name, "ok": False, "reason": str(exc)})
                 continue
             except Exception as exc:  # the exporters raise many types; keep the first line as the reason
                 attempts.append({"exporter": name, "ok": False,
-                                 "reason": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"})
+                                 "reason": f"{type(exc).__name__}: {first_line(exc)}"})
                 continue
             attempts.append({"exporter": name, "ok": True, "stamped_output_dims": stamped, "log": log[-20:]})
             raw, used = candidate, name
@@ -150,7 +144,7 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
         reasons = "; ".join(f"{a['exporter']}: {a['reason']}" for a in attempts)
         raise ExportRefused(f"{recipe.name}: no exporter produced a correct model ({reasons})")
 
-    actual_opset = next((o.version for o in raw.opset_import if o.domain in ("", "ai.onnx")), None)
+    actual_opset = opset_of(raw)
     opset_note = "" if actual_opset == opset else (
         f"requested opset {opset}, the {used} exporter wrote {actual_opset} "
         "(it implements no lower opset and its down-conversion failed)")
@@ -166,7 +160,7 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
                 reference.require(candidate, f"the {name}-simplified model")
             except Exception as exc:
                 nodes.setdefault(name, None)
-                simplifiers.append({"simplifier": name, "ok": False, "reason": str(exc).splitlines()[0][:300]})
+                simplifiers.append({"simplifier": name, "ok": False, "reason": first_line(exc)[:300]})
                 continue
             simplifiers.append({"simplifier": name, "ok": True})
             if chosen_name == "none":
@@ -183,19 +177,19 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
                 chosen, ort_optimization = candidate, {"applied": True, "notes": notes}
                 nodes["optimized"] = len(chosen.graph.node)
         except Exception as exc:  # an optimization that breaks anything is dropped, never kept
-            ort_optimization = {"applied": False, "notes": [], "reason": str(exc).splitlines()[0][:300]}
+            ort_optimization = {"applied": False, "notes": [], "reason": first_line(exc)[:300]}
 
     step("writing the artifact")
     model_bytes = chosen.SerializeToString()
     atomic_write_bytes(folder / WEIGHTS, state_dict_bytes(model))
     atomic_write_bytes(folder / MODEL, model_bytes)
-    graph_io = {v.name: dim_of(v) for v in (*chosen.graph.input, *chosen.graph.output)}
+    graph_io = {v.name: dims_of(v) for v in (*chosen.graph.input, *chosen.graph.output)}
     manifest = {
         "format": MANIFEST_FORMAT,
         "name": recipe.name,
         "module": recipe.module or recipe.factory,
         "recipe": {"path": str(recipe.path), "sha256": recipe.sha256, "args": recipe.args, "call": recipe.call},
-        "versions": versions(),
+        "versions": versions("torch", "onnx", "onnxruntime", *SIMPLIFIERS),
         "exporter": used,
         "exporter_requested": exporter,
         "exporter_attempts": attempts,

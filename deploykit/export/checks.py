@@ -9,8 +9,9 @@ from pathlib import Path
 
 import onnx
 
-from ..parity.metrics import compare_outputs
-from ..errors import ExportRefused
+from ..parity import ParityResult, compare_runners, inputs_for, record
+from ..errors import ExportRefused, first_line
+from ..onnx_graph import dims_of
 from ..runners.ort_runner import OrtRunner
 from ..runners.torch_runner import TorchRunner
 from ..recipe.shapes import DimExpr
@@ -20,12 +21,7 @@ def check_onnx_model(path: Path) -> None:
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:  # onnx raises ValidationError / InferenceError
-        raise ExportRefused(f"onnx.checker rejects the exported model: {str(exc).splitlines()[0]}") from None
-
-
-def dim_of(value_info) -> list:
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-            for d in value_info.type.tensor_type.shape.dim]
+        raise ExportRefused(f"onnx.checker rejects the exported model: {first_line(exc)}") from None
 
 
 def stamp_static_output_dims(model: onnx.ModelProto, recipe) -> list[str]:
@@ -63,7 +59,7 @@ def check_dynamic_axes(model: onnx.ModelProto, recipe, static_case=None) -> None
         kind = "input" if spec in recipe.inputs else "output"
         if spec.name not in tensors:
             raise ExportRefused(f"the ONNX has no {kind} named {spec.name!r} (it has {sorted(tensors)})")
-        dims = dim_of(tensors[spec.name])
+        dims = dims_of(tensors[spec.name])
         if len(dims) != len(spec.shape):
             raise ExportRefused(f"{kind} {spec.name!r} has rank {len(dims)} in the ONNX, the recipe says {len(spec.shape)}")
         for axis, (got, want) in enumerate(zip(dims, spec.shape)):
@@ -92,32 +88,24 @@ class ReferenceCheck:
     (raw export, each simplifier's result, the optimized graph) must pass against them."""
 
     def __init__(self, reference, recipe, cases, tolerance, static_case=None, seed: int = 0):
-        self.reference, self.recipe, self.cases, self.seed = reference, recipe, cases, seed
+        self.reference, self.recipe, self.seed = reference, recipe, seed
         self.tolerance, self.static_case = tolerance, static_case
-        self._points = None
+        self.inputs = inputs_for(recipe, cases, seed)
+        self._recorded = None
 
-    def points(self) -> list[tuple]:
-        """(case, feed, expected) per case, computed on first use: the dims checks run before the first
+    def recorded(self) -> list:
+        """The reference's outputs, computed on first use: the dims checks run before the first
         reference run, so a module that rejects a declared shape is refused with the axis named."""
-        if self._points is None:
+        if self._recorded is None:
             with TorchRunner(self.reference, self.recipe) as torch_runner:
-                feeds = [(case, self.recipe.make_inputs(case, self.seed)) for case in self.cases]
-                self._points = [(case, feed, torch_runner.infer(feed)) for case, feed in feeds]
-        return self._points
+                self._recorded = record(torch_runner, self.inputs)
+        return self._recorded
 
-    def parity(self, model_bytes: bytes) -> list[dict]:
-        """Run the ONNX in onnxruntime CPU at every case; one result per case."""
-        results = []
+    def parity(self, model_bytes: bytes) -> ParityResult:
+        """The ONNX in onnxruntime CPU against the reference at every case."""
+        recorded = self.recorded()
         with OrtRunner(model_bytes) as ort_runner:
-            for case, feed, expected in self.points():
-                metrics = compare_outputs(ort_runner.infer(feed), expected, self.tolerance)
-                results.append({
-                    "case": case.label, "shape": case.values,
-                    "passed": all(m.passed for m in metrics),
-                    "max_abs": max(m.max_abs for m in metrics),
-                    "failures": [f"{m.name}: {f}" for m in metrics for f in m.failures],
-                })
-        return results
+            return compare_runners(recorded, ort_runner, self.inputs, self.tolerance)
 
     def require(self, candidate: onnx.ModelProto, what: str) -> None:
         """Declared dims (dynamic, or the --static case) and parity, or ExportRefused."""
@@ -125,15 +113,13 @@ class ReferenceCheck:
         require_parity(self.parity(candidate.SerializeToString()), what)
 
 
-def require_parity(results: list[dict], what: str) -> None:
-    failed = [r for r in results if not r["passed"]]
-    if not failed:
+def require_parity(result: ParityResult, what: str) -> None:
+    first = result.first_failure
+    if first is None:
         return
-    passed = [r for r in results if r["passed"]]
-    first = failed[0]
-    where = " ".join(f"{k}={v}" for k, v in first["shape"].items())
+    passed = [c for c in result.cases if c.passed]
     hint = ""
     if passed:
-        ok = ", ".join(" ".join(f"{k}={v}" for k, v in r["shape"].items()) for r in passed)
+        ok = ", ".join(c.describe() for c in passed)
         hint = f"; it matches at {ok}, so the export is shape-dependent (e.g. a pooling size baked in)"
-    raise ExportRefused(f"{what} differs from PyTorch at {where} ({first['failures'][0]}){hint}")
+    raise ExportRefused(f"{what} differs from PyTorch at {first.describe()} ({first.failures[0]}){hint}")

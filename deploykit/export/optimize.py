@@ -29,56 +29,12 @@ Tried and dropped: fusing sibling Convs that read the same tensor into one Conv 
 from __future__ import annotations
 
 import copy
-from collections import defaultdict
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
-
-class _Graph:
-    """Lookups over a GraphProto: producers, consumers, constants (initializers and Constant nodes)."""
-
-    def __init__(self, model: onnx.ModelProto):
-        self.model = model
-        self.graph = model.graph
-        self.refresh()
-
-    def refresh(self) -> None:
-        self.producer = {}
-        self.consumers = defaultdict(list)
-        for node in self.graph.node:
-            for out in node.output:
-                self.producer[out] = node
-            for name in node.input:
-                if name:
-                    self.consumers[name].append(node)
-        self.initializers = {i.name: i for i in self.graph.initializer}
-        self.graph_outputs = {o.name for o in self.graph.output}
-
-    def constant(self, name: str) -> np.ndarray | None:
-        if name in self.initializers:
-            return numpy_helper.to_array(self.initializers[name])
-        node = self.producer.get(name)
-        if node is not None and node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value":
-                    return numpy_helper.to_array(attr.t)
-                if attr.name == "value_int":
-                    return np.array(attr.i, dtype=np.int64)
-                if attr.name == "value_ints":
-                    return np.array(list(attr.ints), dtype=np.int64)
-        return None
-
-    def add_initializer(self, array: np.ndarray, hint: str) -> str:
-        base, name, i = f"dk_opt_{hint}", f"dk_opt_{hint}", 0
-        while name in self.initializers or name in self.producer:
-            i += 1
-            name = f"{base}_{i}"
-        tensor = numpy_helper.from_array(array, name)
-        self.graph.initializer.append(tensor)
-        self.initializers[name] = tensor
-        return name
+from ..onnx_graph import OnnxGraph
 
 
 def _attr(node, name, default=None):
@@ -88,24 +44,11 @@ def _attr(node, name, default=None):
     return default
 
 
-def _ranks(model: onnx.ModelProto) -> dict[str, int]:
-    """Rank of every tensor onnx's shape inference can tell (symbolic dims are fine: ranks are what we need)."""
-    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-    ranks = {}
-    for value in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
-        t = value.type.tensor_type
-        if t.HasField("shape"):
-            ranks[value.name] = len(t.shape.dim)
-    for init in model.graph.initializer:
-        ranks[init.name] = len(init.dims)
-    return ranks
-
-
 # -- Reshape shape folding -----------------------------------------------------------------------
 # A 1-D int64 shape tensor is evaluated to a list of entries: ("dim", tensor, axis) when the value is
 # that tensor's size on that axis, ("const", int), or ("?", None) when unknown. None: not a shape tensor we follow.
 
-def _shape_entries(g: _Graph, name: str, ranks: dict, depth: int = 0):
+def _shape_entries(g: OnnxGraph, name: str, ranks: dict, depth: int = 0):
     if depth > 12:
         return None
     value = g.constant(name)
@@ -174,8 +117,8 @@ def _shape_entries(g: _Graph, name: str, ranks: dict, depth: int = 0):
     return None
 
 
-def fold_reshape_shapes(g: _Graph, recipe=None) -> list[str]:
-    ranks = _ranks(g.model)
+def fold_reshape_shapes(g: OnnxGraph, recipe=None) -> list[str]:
+    ranks = g.ranks()
     notes = []
     for node in g.graph.node:
         if node.op_type != "Reshape" or _attr(node, "allowzero", 0) != 0 or g.constant(node.input[1]) is not None:
@@ -201,7 +144,7 @@ def fold_reshape_shapes(g: _Graph, recipe=None) -> list[str]:
 
 # -- floor division on non-negative integers ----------------------------------------------------
 
-def _lower_bound(g: _Graph, name: str, memo: dict, depth: int = 0):
+def _lower_bound(g: OnnxGraph, name: str, memo: dict, depth: int = 0):
     """A lower bound of every element of an integer tensor, or None when unknown."""
     if name in memo:
         return memo[name]
@@ -253,7 +196,7 @@ def _lower_bound(g: _Graph, name: str, memo: dict, depth: int = 0):
     return result
 
 
-def _is_false(g: _Graph, name: str) -> bool:
+def _is_false(g: OnnxGraph, name: str) -> bool:
     """A constant False, or Less(b, 0) with b a non-negative constant (the divisor's sign test)."""
     value = g.constant(name)
     if value is not None:
@@ -265,7 +208,7 @@ def _is_false(g: _Graph, name: str) -> bool:
     return False
 
 
-def fold_nonnegative_floor_division(g: _Graph, recipe=None) -> list[str]:
+def fold_nonnegative_floor_division(g: OnnxGraph, recipe=None) -> list[str]:
     memo: dict = {}
     notes = []
     for node in g.graph.node:
@@ -307,7 +250,7 @@ def fold_nonnegative_floor_division(g: _Graph, recipe=None) -> list[str]:
 
 # -- common subexpressions, identities, dead nodes -----------------------------------------------
 
-def eliminate_common_subexpressions(g: _Graph, recipe=None) -> list[str]:
+def eliminate_common_subexpressions(g: OnnxGraph, recipe=None) -> list[str]:
     seen: dict = {}
     rename: dict[str, str] = {}
     removed = 0
@@ -335,7 +278,7 @@ def eliminate_common_subexpressions(g: _Graph, recipe=None) -> list[str]:
     return [f"computed {removed} duplicate node(s) once"] if removed else []
 
 
-def remove_identities(g: _Graph) -> int:
+def remove_identities(g: OnnxGraph) -> int:
     rename = {}
     removed = 0
     for node in list(g.graph.node):
@@ -351,7 +294,7 @@ def remove_identities(g: _Graph) -> int:
     return removed
 
 
-def eliminate_dead_nodes(g: _Graph) -> int:
+def eliminate_dead_nodes(g: OnnxGraph) -> int:
     needed = set(g.graph_outputs)
     keep = []
     for node in reversed(list(g.graph.node)):
@@ -383,7 +326,7 @@ def _moves_one_axis(perm: list[int]) -> bool:
     return False
 
 
-def split_slow_transposes(g: _Graph, recipe=None) -> list[str]:
+def split_slow_transposes(g: OnnxGraph, recipe=None) -> list[str]:
     """A Transpose that moves the innermost axis and others too -> two fast Transposes.
 
     onnxruntime copies element by element unless a Transpose moves one axis or keeps the innermost
@@ -430,7 +373,7 @@ def optimize_for_ort(model: onnx.ModelProto, recipe=None) -> tuple[onnx.ModelPro
     if recipe is not None and any(not d.is_static and d.min < 1 for d in recipe.dims.values()):
         return model, []  # the -1 reshape inference assumes no dim can be 0
     optimized = copy.deepcopy(model)
-    g = _Graph(optimized)
+    g = OnnxGraph(optimized)
     before = len(g.graph.node)
     notes = eliminate_common_subexpressions(g)
     notes += fold_reshape_shapes(g)

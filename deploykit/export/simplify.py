@@ -22,13 +22,3 @@ def run_onnxslim(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 SIMPLIFIERS = {"onnxsim": run_onnxsim, "onnxslim": run_onnxslim}
-
-
-def simplifier_versions() -> dict[str, str]:
-    versions = {}
-    for name in SIMPLIFIERS:
-        try:
-            versions[name] = __import__(name).__version__
-        except Exception:  # not installed
-            versions[name] = "missing"
-    return versions

@@ -21,7 +21,15 @@ _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def seeded_model(recipe, seed: int = 0, batches: int = 4) -> nn.Module:
-    """The recipe's module with seeded parameters, seeded BN affine terms and measured BN statistics."""
+    """The recipe's module with seeded parameters, seeded BN affine terms and measured BN statistics.
+
+    Deterministic, so the result is kept per (recipe file, seed) for the life of the process: a fitted
+    reference (composite's 150-step fit) is paid for once, not by every export and test that builds it."""
+    key = (str(recipe.path), recipe.sha256, seed, batches)
+    if key in _SEEDED:
+        model = recipe.build()
+        model.load_state_dict(_SEEDED[key])
+        return model.eval()
     torch.manual_seed(seed)
     model = recipe.build()
     randomize_norm_affine(model, seed)
@@ -30,7 +38,11 @@ def seeded_model(recipe, seed: int = 0, batches: int = 4) -> nn.Module:
     if callable(fit):  # a whole network whose random weights would not be representative (e.g. for INT8)
         with deterministic():
             fit(recipe, seed)
+    _SEEDED[key] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return model.eval()
+
+
+_SEEDED: dict[tuple, dict] = {}
 
 
 class deterministic:

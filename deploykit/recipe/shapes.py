@@ -66,7 +66,12 @@ class ShapeCase:
         return tuple(sorted(self.values.items()))
 
     def describe(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in self.values.items())
+        return describe_values(self.values)
+
+
+def describe_values(values: dict[str, int]) -> str:
+    """``{"B": 2, "H": 37}`` -> ``"B=2 H=37"``: how deploykit names a shape in every message."""
+    return " ".join(f"{k}={v}" for k, v in values.items())
 
 
 def allowed_values(lo: int, hi: int, multiple_of: int) -> list[int]:

@@ -1,5 +1,6 @@
-"""Runners: PyTorch (the reference), onnxruntime, onnx's ReferenceEvaluator; TensorRT in deploykit.trt."""
+"""Runners with one interface (``with runner: runner.infer(feed) -> dict``): PyTorch (the reference),
+onnxruntime, onnx's ReferenceEvaluator and TensorRT."""
 
-from .base import Runner, TensorMeta
+from .base import Runner
 
-__all__ = ["Runner", "TensorMeta"]
+__all__ = ["Runner"]

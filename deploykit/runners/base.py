@@ -3,25 +3,18 @@
     with OrtRunner(path) as runner:
         outputs = runner.infer({"x": array})   # -> {output_name: np.ndarray}
 
-Inputs are checked against the runner's declared metadata (names, dtypes, ranks, static sizes)
-before they reach the backend, so a bad feed is a one-line error rather than a backend crash.
+Inputs are checked against the runner's declared metadata (names, dtypes, ranks, static sizes;
+deploykit.recipe.feeds) before they reach the backend, so a bad feed is a one-line error rather than a backend crash.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DeployKitError
-
-
-@dataclass(frozen=True)
-class TensorMeta:
-    name: str
-    dtype: np.dtype
-    shape: tuple  # ints for static axes, str (symbol) or None for dynamic ones
+from ..recipe.feeds import feed_symbols
+from ..recipe.spec import TensorSpec
 
 
 class Runner:
@@ -51,7 +44,7 @@ class Runner:
         pass
 
     # the interface -----------------------------------------------------------------------------
-    def input_metadata(self) -> list[TensorMeta]:
+    def input_metadata(self) -> list[TensorSpec]:
         raise NotImplementedError
 
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -75,24 +68,4 @@ class Runner:
         return self.inference_times[-1] if self.inference_times else None
 
     def check_feed(self, feed: dict[str, np.ndarray]) -> None:
-        meta = {m.name: m for m in self.input_metadata()}
-        missing = [n for n in meta if n not in feed]
-        extra = [n for n in feed if n not in meta]
-        if missing or extra:
-            raise DeployKitError(
-                f"{self.name}: input names do not match the model: "
-                f"missing {missing or 'none'}, unexpected {extra or 'none'} (expected {list(meta)})"
-            )
-        for name, array in feed.items():
-            m = meta[name]
-            if np.dtype(array.dtype) != np.dtype(m.dtype):
-                raise DeployKitError(f"{self.name}: input {name!r} has dtype {array.dtype}, expected {m.dtype}")
-            if array.ndim != len(m.shape):
-                raise DeployKitError(
-                    f"{self.name}: input {name!r} has rank {array.ndim} {tuple(array.shape)}, expected {len(m.shape)}"
-                )
-            wrong = [(axis, got, want) for axis, (got, want) in enumerate(zip(array.shape, m.shape))
-                     if isinstance(want, int) and want != got]
-            if wrong:
-                detail = ", ".join(f"axis {axis} is {got} but the model fixes it at {want}" for axis, got, want in wrong)
-                raise DeployKitError(f"{self.name}: input {name!r} {detail} (static axes)")
+        feed_symbols(feed, self.input_metadata(), who=self.name)

@@ -1,24 +1,19 @@
-"""onnxruntime: CPU by default; CUDA / TensorRT execution providers when asked and present.
+"""onnxruntime: CPU by default; CUDA / TensorRT execution providers when asked.
 
-The providers reported are the ones the session really uses (``session.get_providers()``):
-onnxruntime-gpu silently falls back to CPU when CUDA is missing.
+onnxruntime-gpu silently falls back to CPU when CUDA, cuDNN or TensorRT cannot be loaded; so the
+runner checks the provider the session really uses (``session.get_providers()[0]``) and raises
+BackendUnavailable when it is not the one asked for. Every consumer (verify, bench, the runtime)
+relies on that one check.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from ..errors import DeployKitError
-from .base import Runner, TensorMeta
-
-_ORT_TYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
-    "tensor(bool)": np.bool_,
-}
-
+from ..errors import BackendUnavailable, DeployKitError, first_line
+from ..onnx_graph import axis_of, numpy_dtype_of_type_string
+from ..recipe.spec import TensorSpec
+from .base import Runner
 
 def session_options(threads: int | None = None, optimization: str = "all"):
     import onnxruntime as ort
@@ -64,24 +59,30 @@ class OrtRunner(Runner):
             proto = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(source)
             prepared, self.qdq_notes = prepare_qdq_for_ort(proto)
             source = prepared.SerializeToString()
-        available = ort.get_available_providers()
-        providers = [p for p in self.requested if p in available] or ["CPUExecutionProvider"]
+        wanted, available = self.requested[0], ort.get_available_providers()
+        if wanted not in available:
+            raise BackendUnavailable(f"onnxruntime {ort.__version__} has no {wanted} (available: {', '.join(available)}; "
+                                     "install the `gpu` extra on a machine with CUDA)")
+        providers = [p for p in self.requested if p in available]
         try:
             self.session = ort.InferenceSession(
                 source, sess_options=session_options(self.threads, self.optimization), providers=providers
             )
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise DeployKitError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from None
+            raise DeployKitError(f"onnxruntime cannot load the model: {first_line(exc)}") from None
+        used = self.session.get_providers()
+        if used[0] != wanted:
+            # onnxruntime-gpu falls back to CPU without an error when CUDA/cuDNN/TensorRT cannot be loaded
+            self.session = None
+            raise BackendUnavailable(f"onnxruntime fell back to {', '.join(used)}: {wanted} could not be loaded "
+                                     "(CUDA, cuDNN or TensorRT libraries missing or mismatched)")
 
     def deactivate(self) -> None:
         self.session = None
 
-    def input_metadata(self) -> list[TensorMeta]:
-        return [
-            TensorMeta(i.name, np.dtype(_ORT_TYPES.get(i.type, np.float32)),
-                       tuple(d if isinstance(d, int) else (d or None) for d in i.shape))
-            for i in self.session.get_inputs()
-        ]
+    def input_metadata(self) -> list[TensorSpec]:
+        return [TensorSpec(i.name, tuple(axis_of(d) for d in i.shape), dtype=numpy_dtype_of_type_string(i.type))
+                for i in self.session.get_inputs()]
 
     def output_names(self) -> list[str]:
         return [o.name for o in self.session.get_outputs()]

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from .base import Runner, TensorMeta
-
-_ONNX_TO_NUMPY = {1: np.float32, 10: np.float16, 11: np.float64, 7: np.int64, 6: np.int32, 3: np.int8, 2: np.uint8}
+from ..onnx_graph import tensor_specs
+from .base import Runner
 
 
 class ReferenceRunner(Runner):
@@ -27,16 +24,9 @@ class ReferenceRunner(Runner):
         self.proto = onnx.load(str(self.model_path))
         self.evaluator = ReferenceEvaluator(self.proto)
 
-    def input_metadata(self) -> list[TensorMeta]:
+    def input_metadata(self):
         initializers = {i.name for i in self.proto.graph.initializer}
-        metas = []
-        for value in self.proto.graph.input:
-            if value.name in initializers:
-                continue
-            tensor_type = value.type.tensor_type
-            dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim)
-            metas.append(TensorMeta(value.name, np.dtype(_ONNX_TO_NUMPY.get(tensor_type.elem_type, np.float32)), dims))
-        return metas
+        return tensor_specs(self.proto.graph.input, skip=initializers)
 
     def infer_impl(self, feed):
         names = [o.name for o in self.proto.graph.output]

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Runner, TensorMeta
+from .base import Runner
 
 
 def flatten_outputs(result) -> tuple[torch.Tensor, ...]:
@@ -52,8 +52,8 @@ class TorchRunner(Runner):
         if self.threads:
             torch.set_num_threads(self.threads)
 
-    def input_metadata(self) -> list[TensorMeta]:
-        return [TensorMeta(t.name, np.dtype(np.float32), tuple(t.dim_names())) for t in self.recipe.inputs]
+    def input_metadata(self):
+        return list(self.recipe.inputs)
 
     def infer_impl(self, feed):
         tensors = [torch.from_numpy(np.ascontiguousarray(feed[t.name])) for t in self.recipe.inputs]

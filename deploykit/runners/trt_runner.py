@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DeployKitError
-from .base import Runner, TensorMeta
+from ..recipe.spec import TensorSpec
+from .base import Runner
 from ..trt.probe import probe
 from ..trt.sidecar import check_sidecar, read_sidecar
 from ..trt.trt_log import trt_logger
@@ -61,8 +62,8 @@ class TrtRunner(Runner):
     def _dtype(self, name: str) -> np.dtype:
         return np.dtype(self.trt.nptype(self.engine.get_tensor_dtype(name)))
 
-    def input_metadata(self) -> list[TensorMeta]:
-        return [TensorMeta(n, self._dtype(n), tuple(d if d >= 0 else None for d in self.engine.get_tensor_shape(n)))
+    def input_metadata(self) -> list[TensorSpec]:
+        return [TensorSpec(n, tuple(d if d >= 0 else None for d in self.engine.get_tensor_shape(n)), dtype=self._dtype(n))
                 for n in self.input_names]
 
     def profile_range(self, name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:

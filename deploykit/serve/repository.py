@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DeployKitError
+from ..runners.backends import BACKENDS
 from ..runtime import Session, load
 from .protocol import InferRequest, RequestError, datatype_of
 
 VERSION = "1"
-_PLATFORMS = {"trt": "tensorrt_plan", "ort-cuda": "onnxruntime_onnx", "ort-cpu": "onnxruntime_onnx"}
 log = logging.getLogger("deploykit.serve")
 
 
@@ -30,11 +30,11 @@ class ServedModel:
         fixed = self.session.fixed_symbols()
 
         def tensors(infos, dtypes):
-            return [{"name": t.name, "datatype": datatype_of(dtypes[t.name]), "shape": t.shape(fixed)} for t in infos]
+            return [{"name": t.name, "datatype": datatype_of(dtypes[t.name]), "shape": t.kserve_shape(fixed)} for t in infos]
 
         inputs = {t.name: t.dtype for t in self.session.inputs}
         outputs = {t.name: t.dtype for t in self.session.outputs}
-        return {"name": self.name, "versions": [VERSION], "platform": _PLATFORMS[self.session.backend],
+        return {"name": self.name, "versions": [VERSION], "platform": BACKENDS[self.session.backend].triton_platform,
                 "inputs": tensors(self.session.inputs, inputs), "outputs": tensors(self.session.outputs, outputs)}
 
     def infer(self, request: InferRequest) -> dict[str, np.ndarray]:

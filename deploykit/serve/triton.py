@@ -17,14 +17,19 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
-from ..artifact import PRECISION_MODELS, Artifact, engine_name, update_manifest
+from ..artifact import PRECISION_MODELS, Artifact, update_manifest
 from ..errors import DeployKitError
 from ..files import atomic_write_bytes, check_can_overwrite, sha256_file
-from ..runtime import SymbolRange, TensorInfo, symbol_ranges, tensor_infos
+from ..onnx_graph import numpy_dtype
+from ..recipe.spec import DimSpec, TensorSpec
+from ..runners.backends import BACKENDS as BACKEND_TABLE
 
-BACKENDS = {"onnxruntime": ("onnxruntime_onnx", "model.onnx"), "tensorrt": ("tensorrt_plan", "model.plan")}
+# rows of the one backend table Triton can run; "auto" leaves the device to Triton (a GPU when it has one)
+BACKENDS = ("auto", "ort-cpu", "ort-cuda", "ort-trt", "trt")
+_INSTANCE_KIND = {"ort-cpu": "KIND_CPU", "ort-cuda": "KIND_GPU", "ort-trt": "KIND_GPU"}
+_MODEL_FILE = {"onnxruntime_onnx": "model.onnx", "tensorrt_plan": "model.plan"}
+_TRITON_BACKEND = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt"}
 ORT_TRT_PRECISIONS = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}
 VERSION = "1"
 CONFIG = "config.pbtxt"
@@ -64,21 +69,21 @@ class BatchAxis:
     reason: str  # why (not) batchable, for messages
 
 
-def batch_axis(inputs: tuple[TensorInfo, ...], outputs: tuple[TensorInfo, ...],
-               ranges: dict[str, SymbolRange]) -> BatchAxis:
+def batch_axis(inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...],
+               ranges: dict[str, DimSpec]) -> BatchAxis:
     tensors = inputs + outputs
-    first = tensors[0].dims[0] if tensors[0].dims else None
+    first = tensors[0].shape[0] if tensors[0].shape else None
     if first is None or isinstance(first, int):
         return BatchAxis(None, 0, f"axis 0 of {tensors[0].name!r} is static")
     symbol = first.symbol
     for t in tensors:
-        head = t.dims[0] if t.dims else None
+        head = t.shape[0] if t.shape else None
         if isinstance(head, int) or head is None or head.symbol != symbol or head.scale != 1:
             return BatchAxis(None, 0, f"axis 0 of {t.name!r} is not {symbol}")
-        if any(not isinstance(d, int) and d.symbol == symbol for d in t.dims[1:]):
+        if any(not isinstance(d, int) and d.symbol == symbol for d in t.shape[1:]):
             return BatchAxis(None, 0, f"{symbol} also sizes a non-batch axis of {t.name!r}")
     spec = ranges[symbol]
-    if spec.is_fixed:
+    if spec.is_static:
         return BatchAxis(None, 0, f"{symbol} is fixed at {spec.min} ({spec.reason})")
     if spec.min != 1 or spec.multiple_of != 1:
         return BatchAxis(None, 0, f"{symbol} must accept every batch from 1 (its range is [{spec.min}, {spec.max}] "
@@ -91,8 +96,7 @@ def _onnx_dtypes(path: Path) -> dict[str, str]:
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    return {v.name: np.dtype(onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)).name
-            for v in (*model.graph.input, *model.graph.output)}
+    return {v.name: numpy_dtype(v.type.tensor_type.elem_type).name for v in (*model.graph.input, *model.graph.output)}
 
 
 def _engine_limits(plan: Path, batch: BatchAxis, artifact: Artifact) -> tuple[BatchAxis, Path | None]:
@@ -148,34 +152,37 @@ def _profile_shapes(inputs, ranges, batch: BatchAxis, max_batch: int) -> dict[st
                 hi = min(hi, max_batch)
             values[name] = {"min": lo, "max": hi}.get(label, min(max(r.opt or lo, lo), hi))
         options[f"trt_profile_{label}_shapes"] = ",".join(
-            f"{t.name}:{'x'.join(str(d) for d in t.shape(values))}" for t in inputs)
+            f"{t.name}:{'x'.join(str(d) for d in t.kserve_shape(values))}" for t in inputs)
     return options
 
 
-def build_config(artifact: Artifact, *, backend: str = "onnxruntime", max_batch: int | None = None,
-                 dynamic_batching: bool = False, ort_trt: str | None = None, precision: str = "fp32",
-                 name: str | None = None) -> TritonModel:
-    """The Triton model for ``artifact`` (nothing written yet); DeployKitError when the options do not fit it."""
+def build_config(artifact: Artifact, *, backend: str = "auto", max_batch: int | None = None,
+                 dynamic_batching: bool = False, precision: str = "fp32", name: str | None = None) -> TritonModel:
+    """The Triton model for ``artifact`` (nothing written yet); DeployKitError when the options do not fit it.
+
+    ``backend`` is a row of the one backend table: ort-cpu / ort-cuda pin Triton's onnxruntime instances to
+    the CPU / a GPU, ort-trt adds onnxruntime's TensorRT accelerator at ``precision``, trt ships the engine
+    from `deploykit build-trt`; auto ships the ONNX and lets Triton place it."""
     if backend not in BACKENDS:
         raise DeployKitError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if precision not in PRECISION_MODELS:
         raise DeployKitError(f"--precision must be one of {', '.join(PRECISION_MODELS)}, got {precision!r}")
     pb2 = model_config_pb2()
-    platform, model_file = BACKENDS[backend]
-    source_name = PRECISION_MODELS[precision] if backend == "onnxruntime" else engine_name(precision)
+    row = BACKEND_TABLE["ort-cpu" if backend == "auto" else backend]
+    platform = row.triton_platform
+    model_file = _MODEL_FILE[platform]
+    source_name = row.file(precision)
     if source_name not in artifact.manifest["files"]:
-        hint = {"tensorrt": "deploykit build-trt", "onnxruntime": "deploykit calibrate" if precision != "fp32"
-                else "deploykit export"}[backend]
-        raise DeployKitError(f"{artifact.dir} has no {source_name}; make it with `{hint} {artifact.name}`")
+        raise DeployKitError(f"{artifact.dir} has no {source_name}; make it with `{row.make_hint(precision, artifact.name)}`")
     artifact.check_files(source_name)
     source = artifact.path(source_name)
 
-    inputs = tensor_infos(artifact.manifest["inputs"])
-    outputs = tensor_infos(artifact.manifest["outputs"])
-    ranges = symbol_ranges(artifact.manifest)
+    inputs = artifact.inputs
+    outputs = artifact.outputs
+    ranges = artifact.dims
     batch = batch_axis(inputs, outputs, ranges)
     onnx_source = source
-    if backend == "tensorrt":
+    if backend == "trt":
         batch, onnx_source = _engine_limits(source, batch, artifact)
     if max_batch is None:
         max_batch = batch.limit
@@ -189,21 +196,14 @@ def build_config(artifact: Artifact, *, backend: str = "onnxruntime", max_batch:
     if dynamic_batching and max_batch == 0:
         raise DeployKitError("--dynamic-batching needs max_batch_size > 0 (Triton's dynamic batcher combines requests "
                              f"along the batch axis; {batch.reason})")
-    if ort_trt is not None:
-        if backend != "onnxruntime":
-            raise DeployKitError("--ort-trt is onnxruntime's TensorRT accelerator; with --backend tensorrt the model "
-                                 "is already a TensorRT engine")
-        if ort_trt not in ORT_TRT_PRECISIONS:
-            raise DeployKitError(f"--ort-trt must be one of {', '.join(ORT_TRT_PRECISIONS)}, got {ort_trt!r}")
-        if ort_trt == "int8" and precision != "int8":
-            raise DeployKitError("--ort-trt int8 needs the Q/DQ model: add --precision int8 "
-                                 "(made by `deploykit calibrate`)")
 
     dtypes = _onnx_dtypes(onnx_source) if onnx_source is not None else {
         e["name"]: e.get("dtype", "float32") for e in (*artifact.manifest["inputs"], *artifact.manifest["outputs"])}
-    fixed = {n: r.min for n, r in ranges.items() if r.is_fixed}
-    config = pb2.ModelConfig(name=name or artifact.name, platform=platform, backend=backend,
+    fixed = {n: r.min for n, r in ranges.items() if r.is_static}
+    config = pb2.ModelConfig(name=name or artifact.name, platform=platform, backend=_TRITON_BACKEND[platform],
                              max_batch_size=max_batch, default_model_filename=model_file)
+    if backend in _INSTANCE_KIND:
+        config.instance_group.add(kind=pb2.ModelInstanceGroup.Kind.Value(_INSTANCE_KIND[backend]), count=1)
     for infos, add in ((inputs, config.input.add), (outputs, config.output.add)):
         for t in infos:
             if t.name not in dtypes:
@@ -213,15 +213,15 @@ def build_config(artifact: Artifact, *, backend: str = "onnxruntime", max_batch:
             entry = add()
             entry.name = t.name
             entry.data_type = pb2.DataType.Value(_NUMPY_TO_TRITON[dtypes[t.name]])
-            entry.dims.extend(t.shape(fixed)[1 if max_batch > 0 else 0:])
+            entry.dims.extend(t.kserve_shape(fixed)[1 if max_batch > 0 else 0:])
     if dynamic_batching:
         config.dynamic_batching.SetInParent()
-    if ort_trt is not None:
+    if backend == "ort-trt":
         accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add()
         accelerator.name = "tensorrt"
-        accelerator.parameters["precision_mode"] = ORT_TRT_PRECISIONS[ort_trt]
+        accelerator.parameters["precision_mode"] = ORT_TRT_PRECISIONS[precision]
         accelerator.parameters["max_workspace_size_bytes"] = str(1 << 30)
-        if any(not r.is_fixed for r in ranges.values()):
+        if any(not r.is_static for r in ranges.values()):
             accelerator.parameters.update(_profile_shapes(inputs, ranges, batch, max_batch))
 
     from google.protobuf import text_format
@@ -238,11 +238,11 @@ def build_config(artifact: Artifact, *, backend: str = "onnxruntime", max_batch:
 def check_config(config, artifact: Artifact, dtypes: dict[str, str] | None = None) -> None:
     """Raise DeployKitError unless a parsed ModelConfig agrees with the artifact it was made from."""
     pb2 = model_config_pb2()
-    inputs = tensor_infos(artifact.manifest["inputs"])
-    outputs = tensor_infos(artifact.manifest["outputs"])
-    ranges = symbol_ranges(artifact.manifest)
+    inputs = artifact.inputs
+    outputs = artifact.outputs
+    ranges = artifact.dims
     batch = batch_axis(inputs, outputs, ranges)
-    fixed = {n: r.min for n, r in ranges.items() if r.is_fixed}
+    fixed = {n: r.min for n, r in ranges.items() if r.is_static}
     problems = []
     if config.max_batch_size > batch.limit:
         problems.append(f"max_batch_size {config.max_batch_size} > {batch.limit} ({batch.reason})")
@@ -254,7 +254,7 @@ def check_config(config, artifact: Artifact, dtypes: dict[str, str] | None = Non
             problems.append(f"{kind} names {[d.name for d in declared]} != artifact {[t.name for t in infos]}")
             continue
         for entry, t in zip(declared, infos):
-            want = t.shape(fixed)[skip:]
+            want = t.kserve_shape(fixed)[skip:]
             if list(entry.dims) != want:
                 problems.append(f"{kind} {t.name!r} dims {list(entry.dims)} != {want}")
             dtype = (dtypes or {}).get(t.name, t.dtype.name)

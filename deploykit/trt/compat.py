@@ -11,13 +11,12 @@ sizes (TensorRT treats equally-named dims as equal: NVIDIA/TensorRT samples/samp
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
-from ..errors import DeployKitError
+from ..onnx_graph import OnnxGraph, dims_of, load_model, opset_of, subgraphs
 from .onnx_support import TrtTarget, operator_spec, opset_range, unsupported_reason
 from .problems import Problem
 from .shape_profile import LABELS, Profile
@@ -29,69 +28,6 @@ if hasattr(TensorProto, "FLOAT4E2M1"):
 
 _SYMMETRIC_FIX = ("re-quantize symmetrically: `deploykit calibrate` does; with onnxruntime's quantize_static use "
                   "activation_type=QInt8, weight_type=QInt8, extra_options={'ActivationSymmetric': True, 'WeightSymmetric': True}")
-
-
-def load_model(model: onnx.ModelProto | str | Path) -> onnx.ModelProto:
-    if isinstance(model, onnx.ModelProto):
-        return model
-    try:
-        return onnx.load(str(model), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError / OSError
-        raise DeployKitError(f"{model}: not a readable ONNX model ({str(exc).splitlines()[0] if str(exc) else exc})") from None
-
-
-class _Graph:
-    """Constants and inferred value infos of a model, for the checks below."""
-
-    def __init__(self, model: onnx.ModelProto):
-        try:  # shape inference gives ranks/dtypes of intermediate tensors; best effort only
-            inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-        except Exception:
-            inferred = model
-        self.constants: dict[str, TensorProto] = {}
-        self.value_infos: dict[str, onnx.ValueInfoProto] = {}
-        for graph in _graphs(inferred.graph):
-            for init in graph.initializer:
-                self.constants[init.name] = init
-            for node in graph.node:
-                if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
-                    for attr in node.attribute:
-                        if attr.name == "value":
-                            self.constants[node.output[0]] = attr.t
-            for vi in (*graph.input, *graph.value_info, *graph.output):
-                self.value_infos[vi.name] = vi
-
-    def constant(self, name: str) -> np.ndarray | None:
-        tensor = self.constants.get(name)
-        return None if tensor is None else numpy_helper.to_array(tensor)
-
-    def elem_type(self, name: str) -> int | None:
-        if name in self.constants:
-            return self.constants[name].data_type
-        vi = self.value_infos.get(name)
-        if vi is not None and vi.type.HasField("tensor_type"):
-            return vi.type.tensor_type.elem_type or None
-        return None
-
-    def dims(self, name: str) -> list | None:
-        if name in self.constants:
-            return list(self.constants[name].dims)
-        vi = self.value_infos.get(name)
-        if vi is None or not vi.type.tensor_type.HasField("shape"):
-            return None
-        return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in vi.type.tensor_type.shape.dim]
-
-
-def _graphs(graph: onnx.GraphProto):
-    """The graph and every subgraph (If/Loop/Scan bodies), depth first."""
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _graphs(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for g in attr.graphs:
-                    yield from _graphs(g)
 
 
 def _node_label(node: onnx.NodeProto, index: int) -> str:
@@ -114,9 +50,9 @@ def check_model(model, target: TrtTarget) -> list[Problem]:
     """Every operator/attribute problem TensorRT's ONNX parser would hit, with the node name and a fix."""
     model = load_model(model)
     problems = _check_opset(model, target)
-    graph = _Graph(model)
+    graph = OnnxGraph(model)
     index = 0
-    for g in _graphs(model.graph):
+    for g in subgraphs(model.graph):
         for node in g.node:
             problems += _check_node(node, _node_label(node, index), graph, target)
             index += 1
@@ -125,14 +61,14 @@ def check_model(model, target: TrtTarget) -> list[Problem]:
 
 def _check_opset(model, target: TrtTarget) -> list[Problem]:
     lo, hi = opset_range(target)
-    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    version = opset_of(model)
     if version is not None and not lo <= version <= hi:
         return [Problem("model", "opset", f"opset {version} is outside {lo}..{hi}, the range {target.describe()} parses",
                         f"export with an opset in {lo}..{hi} (`deploykit export NAME --opset 17`)")]
     return []
 
 
-def _check_node(node, where: str, graph: _Graph, target: TrtTarget) -> list[Problem]:
+def _check_node(node, where: str, graph: OnnxGraph, target: TrtTarget) -> list[Problem]:
     reason = unsupported_reason(node.op_type, node.domain, target)
     if reason:
         return [Problem(where, "operator", reason,
@@ -168,7 +104,7 @@ def _attribute_fix(op_type: str, name: str, value, allowed: list) -> str:
 
 
 # -- the checks the table names ----------------------------------------------------------------
-def _zero_point(node, where, check, graph: _Graph, attrs) -> list[Problem]:
+def _zero_point(node, where, check, graph: OnnxGraph, attrs) -> list[Problem]:
     name = _input(node, check["input"])
     if not name:
         return []
@@ -183,7 +119,7 @@ def _zero_point(node, where, check, graph: _Graph, attrs) -> list[Problem]:
     return []
 
 
-def _quantized_type(node, where, check, graph: _Graph, attrs) -> list[Problem]:
+def _quantized_type(node, where, check, graph: OnnxGraph, attrs) -> list[Problem]:
     if node.op_type == "QuantizeLinear":
         zp = _input(node, 2)
         elem = attrs.get("output_dtype") or (graph.elem_type(zp) if zp else None) or TensorProto.UINT8  # ONNX default
@@ -242,7 +178,7 @@ def _absent_attributes(node, where, check, graph, attrs) -> list[Problem]:
                     "remove them")] if present else []
 
 
-def _constant_input(node, where, check, graph: _Graph, attrs) -> list[Problem]:
+def _constant_input(node, where, check, graph: OnnxGraph, attrs) -> list[Problem]:
     name = _input(node, check["input"])
     if name and graph.constant(name) is None:
         return [Problem(where, "attribute", f"{node.op_type} {check['name']} ({name!r}) is computed at run time; "
@@ -251,7 +187,7 @@ def _constant_input(node, where, check, graph: _Graph, attrs) -> list[Problem]:
     return []
 
 
-def _max_constant_input(node, where, check, graph: _Graph, attrs) -> list[Problem]:
+def _max_constant_input(node, where, check, graph: OnnxGraph, attrs) -> list[Problem]:
     value = graph.constant(_input(node, check["input"]))
     if value is not None and value.size and int(np.max(value)) >= check["limit"]:
         return [Problem(where, "attribute", f"{node.op_type} {check['name']}={int(np.max(value))} (TensorRT needs < {check['limit']})",
@@ -259,7 +195,7 @@ def _max_constant_input(node, where, check, graph: _Graph, attrs) -> list[Proble
     return []
 
 
-def _not_training(node, where, check, graph: _Graph, attrs) -> list[Problem]:
+def _not_training(node, where, check, graph: OnnxGraph, attrs) -> list[Problem]:
     name = _input(node, check["input"])
     if not name:
         return []
@@ -270,7 +206,7 @@ def _not_training(node, where, check, graph: _Graph, attrs) -> list[Problem]:
     return []
 
 
-def _static_input(node, where, check, graph: _Graph, attrs) -> list[Problem]:
+def _static_input(node, where, check, graph: OnnxGraph, attrs) -> list[Problem]:
     dims = graph.dims(_input(node, check["input"]))
     if dims is not None and not all(isinstance(d, int) and d > 0 for d in dims):
         return [Problem(where, "attribute", f"{node.op_type} input has dynamic dims {dims}; TensorRT needs static ones",
@@ -278,7 +214,7 @@ def _static_input(node, where, check, graph: _Graph, attrs) -> list[Problem]:
     return []
 
 
-def _input_rank(node, where, check, graph: _Graph, attrs) -> list[Problem]:
+def _input_rank(node, where, check, graph: OnnxGraph, attrs) -> list[Problem]:
     dims = graph.dims(_input(node, check["input"]))
     if dims is not None and len(dims) not in check["ranks"]:
         return [Problem(where, "attribute", f"{node.op_type} input is {len(dims)}D; TensorRT supports rank {check['ranks']}",
@@ -286,7 +222,7 @@ def _input_rank(node, where, check, graph: _Graph, attrs) -> list[Problem]:
     return []
 
 
-def _resize_axes(node, where, check, graph: _Graph, attrs) -> list[Problem]:
+def _resize_axes(node, where, check, graph: OnnxGraph, attrs) -> list[Problem]:
     axes = attrs.get("axes")
     scales = _input(node, 2)
     if axes is None or not scales or graph.constant(scales) is not None:
@@ -325,8 +261,7 @@ def check_dims(model, profile: Profile) -> list[Problem]:
             problems.append(Problem(f"input {name}", "dims", "the recipe declares this input but the ONNX has none",
                                     "re-export the artifact from this recipe (`deploykit export NAME --force`)"))
             continue
-        tensor_type = onnx_inputs[name].type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim]
+        dims = dims_of(onnx_inputs[name])
         if len(dims) != len(p.min):
             problems.append(Problem(f"input {name}", "dims", f"the ONNX input has rank {len(dims)}, the profile {len(p.min)}",
                                     "re-export the artifact from this recipe"))

@@ -4,29 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..artifact import Artifact, PRECISION_MODELS, engine_name
+from ..artifact import Artifact
 from ..errors import DeployKitError
 from ..export.weights import load_checkpoint
+from ..runners.backends import BACKENDS as BACKEND_TABLE
 from .harness import BACKENDS, VerifyRun, run_parity
 from .report import write_results
 
 __all__ = ["BACKENDS", "VerifyRun", "verify_artifact", "verify_onnx"]
 
 
-def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str = "ort", precision: str = "fp32",
+def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str = "ort-cpu", precision: str = "fp32",
                     extra_shapes=(), seed: int = 0, write: bool = True, on_case=None) -> VerifyRun:
     """Verify ``out_dir/<recipe>/`` (made by ``deploykit export``) and write verify.json + report.md there."""
     artifact = Artifact.open(Path(out_dir) / recipe.name)
     artifact.check_recipe(recipe)
-    if backend == "trt":
-        model_file = engine_name(precision)
-    else:
-        model_file = PRECISION_MODELS.get(precision)
-        if model_file is None:
-            raise DeployKitError(f"--precision must be one of {', '.join(PRECISION_MODELS)}, got {precision!r}")
+    if backend not in BACKENDS:
+        raise DeployKitError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    table = BACKEND_TABLE[backend]
+    model_file = table.file(precision)
     if model_file not in artifact.manifest["files"]:
-        hint = "deploykit build-trt" if backend == "trt" else "deploykit calibrate" if precision != "fp32" else "deploykit export"
-        raise DeployKitError(f"{artifact.dir} has no {model_file}; make it with `{hint} {recipe.name}`")
+        raise DeployKitError(f"{artifact.dir} has no {model_file}; make it with `{table.make_hint(precision, recipe.name)}`")
     artifact.check_files(model_file)
     manifest = artifact.manifest
     run = run_parity(
@@ -39,7 +37,7 @@ def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str =
     return run
 
 
-def verify_onnx(onnx_path: str | Path, recipe, checkpoint: str | Path | None, *, backend: str = "ort",
+def verify_onnx(onnx_path: str | Path, recipe, checkpoint: str | Path | None, *, backend: str = "ort-cpu",
                 precision: str = "fp32", extra_shapes=(), seed: int = 0, write: bool = True, on_case=None) -> VerifyRun:
     """Verify a user's own ONNX against its module (built from the recipe's factory + checkpoint)."""
     onnx_path = Path(onnx_path)

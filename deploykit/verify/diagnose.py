@@ -18,7 +18,7 @@ import torch
 
 from ..runners.torch_runner import FlatIO
 from ..parity.metrics import compare_output
-from ..export.checks import dim_of
+from ..onnx_graph import dims_of
 from ..recipe.shapes import DimExpr
 
 
@@ -29,7 +29,7 @@ def static_axis_problems(model: onnx.ModelProto, recipe) -> list[str]:
     for spec in recipe.inputs:
         if spec.name not in inputs:
             continue
-        for axis, (got, want) in enumerate(zip(dim_of(inputs[spec.name]), spec.shape)):
+        for axis, (got, want) in enumerate(zip(dims_of(inputs[spec.name]), spec.shape)):
             if isinstance(want, DimExpr) and not recipe.dims[want.symbol].is_static and isinstance(got, int):
                 d = recipe.dims[want.symbol]
                 problems.append(

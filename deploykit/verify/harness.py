@@ -1,4 +1,5 @@
-"""The parity harness: one backend's outputs against the PyTorch reference over the shape sweep."""
+"""The verify harness: one backend's outputs against the PyTorch reference over the shape sweep,
+through the one parity engine (deploykit.parity), with a diagnosis when any shape fails."""
 
 from __future__ import annotations
 
@@ -9,30 +10,15 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..parity.metrics import OutputMetrics, compare_outputs
-from ..errors import DeployKitError
-from ..runners.torch_runner import TorchRunner
+from ..errors import DeployKitError, first_line
+from ..parity import CaseResult, compare_runners, inputs_for
 from ..recipe.shapes import ShapeCase
+from ..runners.backends import BACKENDS as BACKEND_TABLE
+from ..runners.torch_runner import TorchRunner
 from . import diagnose
 
-BACKENDS = ("ort", "ort-cuda", "ort-trt", "ref", "trt")
-_ORT_PROVIDERS = {
-    "ort": ["CPUExecutionProvider"],
-    "ort-cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
-    "ort-trt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
-}
-_HISTOGRAM_SAMPLES = 100_000  # abs errors kept per output for the report's histogram
-
-
-@dataclass
-class CaseResult:
-    label: str
-    shape: dict
-    passed: bool
-    outputs: list[OutputMetrics]
-    error: str | None = None
-    backend_ms: float | None = None
-    reference_ms: float | None = None
+# the backends verify can run (rows of the one backend table); ort-cpu is the default
+BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "ref", "trt")
 
 
 @dataclass
@@ -56,34 +42,14 @@ class VerifyRun:
         data = asdict(self)
         data.pop("errors")
         data["passed"] = self.passed
-        data["cases"] = [{**asdict(c), "outputs": [m.as_dict() for m in c.outputs]} for c in self.cases]
+        data["cases"] = [c.to_dict() for c in self.cases]
         return data
 
 
 def make_runner(backend: str, model_path: Path):
-    if backend in _ORT_PROVIDERS:
-        from ..runners.ort_runner import OrtRunner
-
-        return OrtRunner(model_path, providers=_ORT_PROVIDERS[backend])
-    if backend == "ref":
-        from ..runners.ref_runner import ReferenceRunner
-
-        return ReferenceRunner(model_path)
-    if backend == "trt":
-        from ..runners.trt_runner import TrtRunner
-
-        return TrtRunner(model_path)
-    raise DeployKitError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-
-
-def _require_providers(backend: str, runner) -> None:
-    """onnxruntime-gpu silently falls back to CPU: a GPU backend that did not get its provider fails loudly."""
-    if backend in ("ort-cuda", "ort-trt"):
-        wanted = _ORT_PROVIDERS[backend][0]
-        used = runner.describe().get("providers_used", [])
-        if wanted not in used:
-            raise DeployKitError(f"--backend {backend}: onnxruntime did not use {wanted} (used: {', '.join(used)}); "
-                                 "install the `gpu` extra on a machine with CUDA")
+    if backend not in BACKENDS:
+        raise DeployKitError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return BACKEND_TABLE[backend].runner(model_path)
 
 
 def select_cases(recipe, backend: str, static_shape: dict | None, extra: list[dict], seed: int) -> list[ShapeCase]:
@@ -101,47 +67,27 @@ def select_cases(recipe, backend: str, static_shape: dict | None, extra: list[di
     return cases
 
 
-def run_parity(recipe, model_path: Path, reference, *, backend: str = "ort", precision: str = "fp32",
+def run_parity(recipe, model_path: Path, reference, *, backend: str = "ort-cpu", precision: str = "fp32",
                extra_shapes: list[dict] = (), seed: int = 0, static_shape: dict | None = None,
                export_shape: dict | None = None, on_case=None) -> VerifyRun:
     """Verify ``model_path`` on ``backend`` against the PyTorch ``reference`` over the sweep."""
     started = time.perf_counter()
     tolerance = recipe.tolerance(precision)
     cases = select_cases(recipe, backend, static_shape, list(extra_shapes), seed)
-    results: list[CaseResult] = []
-    errors: dict[str, list[np.ndarray]] = {}
+    notify = (lambda item: on_case(ShapeCase(item.label, item.shape))) if on_case else None
     with make_runner(backend, model_path) as runner, TorchRunner(reference, recipe) as torch_runner:
-        _require_providers(backend, runner)
-        for case in cases:
-            if on_case:
-                on_case(case)
-            feed = recipe.make_inputs(case, seed)
-            expected = torch_runner.infer(feed)
-            try:
-                actual = runner.infer(feed)
-            except Exception as exc:  # a backend failing at a shape is a result, not a crash
-                message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                results.append(CaseResult(case.label, case.values, False, [], error=message,
-                                          reference_ms=torch_runner.last_inference_time * 1e3))
-                continue
-            metrics = compare_outputs(actual, expected, tolerance)
-            for name, ref in expected.items():
-                if name in actual and actual[name].shape == ref.shape:
-                    diff = np.abs(actual[name].astype(np.float64) - ref).ravel()
-                    errors.setdefault(name, []).append(diff[:: max(1, diff.size // _HISTOGRAM_SAMPLES)])
-            results.append(CaseResult(case.label, case.values, all(m.passed for m in metrics), metrics,
-                                      backend_ms=runner.last_inference_time * 1e3,
-                                      reference_ms=torch_runner.last_inference_time * 1e3))
+        result = compare_runners(torch_runner, runner, inputs_for(recipe, cases, seed), tolerance, on_case=notify,
+                                 keep_errors=True)
         runner_info = runner.describe()
-    run = VerifyRun(recipe.name, backend, precision, str(model_path), runner_info, asdict(tolerance), results,
-                    errors={k: np.concatenate(v) for k, v in errors.items()})
+    run = VerifyRun(recipe.name, backend, precision, str(model_path), runner_info, asdict(tolerance), result.cases,
+                    errors=result.errors)
     if not run.passed:
-        run.diagnosis = _diagnose(run, recipe, model_path, reference, backend, precision, export_shape, seed)
+        run.diagnosis = _diagnose(run, recipe, model_path, reference, precision, export_shape, seed)
     run.seconds = time.perf_counter() - started
     return run
 
 
-def _diagnose(run, recipe, model_path, reference, backend, precision, export_shape, seed) -> list[str]:
+def _diagnose(run, recipe, model_path, reference, precision, export_shape, seed) -> list[str]:
     notes = []
     is_onnx = str(model_path).endswith(".onnx")
     if is_onnx:
@@ -158,5 +104,5 @@ def _diagnose(run, recipe, model_path, reference, backend, precision, export_sha
                 notes.append(diagnose.first_divergence(model_path, reference, recipe, recipe.make_inputs(case, seed),
                                                        recipe.tolerance(precision)))
             except Exception as exc:  # diagnosis is best effort; never hide the verdict behind its failure
-                notes.append(f"could not localise the divergence: {str(exc).splitlines()[0] if str(exc) else exc}")
+                notes.append(f"could not localise the divergence: {first_line(exc)}")
     return notes

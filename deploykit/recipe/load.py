@@ -1,0 +1,290 @@
+"""Loading recipes (``recipes/<name>.toml``) into validated ``Recipe`` data.
+
+Every problem is reported as ``<file>: <field>: <what is wrong>`` so the user can fix the TOML.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import inspect
+import os
+import tomllib
+from pathlib import Path
+
+from ..errors import DeployKitError
+from .factory import import_factory
+from .shapes import DimExpr, allowed_values, parse_dim
+from .spec import (CALIBRATION_METHODS, DEFAULT_TOLERANCES, DISTRIBUTIONS, PRECISIONS, CalibrationSpec, DimSpec,
+                   Recipe, RecipeError, TensorSpec, Tolerance)
+
+_TOP_KEYS = {"module", "factory", "summary", "opset", "call", "args", "inputs", "outputs", "dims", "tolerance",
+             "calibration"}
+
+
+def default_recipe_dir() -> Path:
+    """$DEPLOYKIT_RECIPES, else ./recipes, else the recipes/ folder next to the package (editable install)."""
+    env = os.environ.get("DEPLOYKIT_RECIPES")
+    if env:
+        return Path(env)
+    here = Path.cwd() / "recipes"
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parents[2] / "recipes"
+
+
+def recipe_names(recipe_dir: Path | None = None) -> list[str]:
+    folder = recipe_dir or default_recipe_dir()
+    return sorted(p.stem for p in folder.glob("*.toml"))
+
+
+def find_recipe(name: str, recipe_dir: Path | None = None) -> Recipe:
+    folder = recipe_dir or default_recipe_dir()
+    path = folder / f"{name}.toml"
+    if not path.is_file():
+        names = recipe_names(folder)
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else f" (recipes in {folder}: {len(names)})"
+        raise RecipeError(f"unknown recipe {name!r}{hint}")
+    return load_recipe(path)
+
+
+def load_all(recipe_dir: Path | None = None) -> list[Recipe]:
+    folder = recipe_dir or default_recipe_dir()
+    return [load_recipe(folder / f"{n}.toml") for n in recipe_names(folder)]
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    try:
+        raw_bytes = path.read_bytes()
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read recipe: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw_bytes.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path}: not valid TOML: {exc}") from None
+    return _Validator(path, data, hashlib.sha256(raw_bytes).hexdigest()).recipe()
+
+
+class _Validator:
+    def __init__(self, path: Path, data: dict, sha256: str):
+        self.path, self.data, self.sha256 = path, data, sha256
+
+    def fail(self, where: str, what: str):
+        raise RecipeError(f"{self.path}: {where}: {what}")
+
+    def typed(self, table: dict, key: str, kind, where: str, default=None, required=False):
+        if key not in table:
+            if required:
+                self.fail(where, "is required")
+            return default
+        value = table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            self.fail(where, f"must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
+        return value
+
+    def recipe(self) -> Recipe:
+        d = self.data
+        for key in d:
+            if key not in _TOP_KEYS:
+                self.fail(key, f"unknown field (known: {', '.join(sorted(_TOP_KEYS))})")
+        module = self.typed(d, "module", str, "module")
+        factory = self.typed(d, "factory", str, "factory")
+        if (module is None) == (factory is None):
+            self.fail("module", "give exactly one of `module` (a zoo name) or `factory` (package.module:callable)")
+        opset = self.typed(d, "opset", int, "opset", default=17)
+        if not 13 <= opset <= 23:
+            self.fail("opset", f"{opset} is outside the supported range 13..23")
+        call = self.typed(d, "call", str, "call", default="args")
+        if call not in ("args", "list"):
+            self.fail("call", f"must be \"args\" or \"list\", got {call!r}")
+        args = self.typed(d, "args", dict, "args", default={})
+        dims = self.dims(self.typed(d, "dims", dict, "dims", required=True))
+        inputs = self.tensors("inputs", dims)
+        outputs = self.tensors("outputs", dims)
+        used = {x.symbol for t in inputs for x in t.shape if isinstance(x, DimExpr)}
+        for name in dims:
+            if name not in used:
+                self.fail(f"dims.{name}", "is not used by any input shape")
+        self.check_expressions(inputs + outputs, dims)
+        recipe = Recipe(
+            name=self.path.stem, path=self.path, module=module, factory=factory,
+            summary=self.typed(d, "summary", str, "summary", default=""), opset=opset, call=call,
+            args=args, inputs=inputs, outputs=outputs, dims=dims,
+            tolerances=self.tolerances(self.typed(d, "tolerance", dict, "tolerance", default={})),
+            sha256=self.sha256,
+            calibration=self.calibration(self.typed(d, "calibration", dict, "calibration", default={}), inputs),
+        )
+        self.check_args(recipe)
+        return recipe
+
+    def dims(self, table: dict) -> dict[str, DimSpec]:
+        specs = {}
+        for name, spec in table.items():
+            where = f"dims.{name}"
+            if not isinstance(spec, dict):
+                self.fail(where, "must be a table with min/opt/max (or value/reason)")
+            unknown = set(spec) - {"min", "opt", "max", "multiple_of", "value", "reason"}
+            if unknown:
+                self.fail(where, f"unknown field(s) {', '.join(sorted(unknown))}")
+            if "value" in spec:
+                value = self.typed(spec, "value", int, f"{where}.value")
+                reason = self.typed(spec, "reason", str, f"{where}.reason", required=True)
+                if set(spec) & {"min", "opt", "max", "multiple_of"}:
+                    self.fail(where, "a static dim (value=...) takes no min/opt/max/multiple_of")
+                if value < 1 or not reason.strip():
+                    self.fail(where, "a static dim needs value >= 1 and a non-empty reason")
+                specs[name] = DimSpec(name, value=value, reason=reason)
+                continue
+            lo, opt, hi = (self.typed(spec, k, int, f"{where}.{k}", required=True) for k in ("min", "opt", "max"))
+            step = self.typed(spec, "multiple_of", int, f"{where}.multiple_of", default=1)
+            if lo < 1:
+                self.fail(f"{where}.min", f"must be >= 1, got {lo}")
+            if lo > hi:
+                self.fail(where, f"min ({lo}) > max ({hi})")
+            if not lo <= opt <= hi:
+                self.fail(f"{where}.opt", f"opt ({opt}) is outside [min, max] = [{lo}, {hi}]")
+            if step < 1:
+                self.fail(f"{where}.multiple_of", f"must be >= 1, got {step}")
+            for k, v in (("min", lo), ("opt", opt), ("max", hi)):
+                if v % step:
+                    self.fail(f"{where}.{k}", f"{v} is not a multiple of multiple_of={step}")
+            specs[name] = DimSpec(name, lo, opt, hi, step)
+        return specs
+
+    def tensors(self, key: str, dims: dict) -> tuple[TensorSpec, ...]:
+        items = self.typed(self.data, key, list, key, required=True)
+        if not items:
+            self.fail(key, "needs at least one entry")
+        specs, seen = [], set()
+        for i, item in enumerate(items):
+            where = f"{key}[{i}]"
+            if not isinstance(item, dict):
+                self.fail(where, "must be a table with name and shape")
+            unknown = set(item) - {"name", "shape", "dist", "mean", "std", "low", "high"}
+            if unknown:
+                self.fail(where, f"unknown field(s) {', '.join(sorted(unknown))}")
+            name = self.typed(item, "name", str, f"{where}.name", required=True)
+            if name in seen:
+                self.fail(f"{where}.name", f"duplicate name {name!r}")
+            seen.add(name)
+            shape_raw = self.typed(item, "shape", list, f"{where}.shape", required=True)
+            shape = []
+            for j, dim in enumerate(shape_raw):
+                try:
+                    parsed = parse_dim(dim)
+                except ValueError as exc:
+                    self.fail(f"{where}.shape[{j}]", str(exc))
+                if isinstance(parsed, DimExpr) and parsed.symbol not in dims:
+                    self.fail(f"{where}.shape[{j}]", f"unknown symbol {parsed.symbol!r} (declare it under [dims.{parsed.symbol}])")
+                shape.append(parsed)
+            dist = self.typed(item, "dist", str, f"{where}.dist", default="normal")
+            if dist not in DISTRIBUTIONS:
+                self.fail(f"{where}.dist", f"must be one of {', '.join(DISTRIBUTIONS)}, got {dist!r}")
+            num = (int, float)
+            spec = TensorSpec(
+                name, tuple(shape), dist,
+                mean=float(self.typed(item, "mean", num, f"{where}.mean", default=0.0)),
+                std=float(self.typed(item, "std", num, f"{where}.std", default=1.0)),
+                low=float(self.typed(item, "low", num, f"{where}.low", default=-1.0)),
+                high=float(self.typed(item, "high", num, f"{where}.high", default=1.0)),
+            )
+            if spec.std <= 0 or spec.low >= spec.high:
+                self.fail(where, "needs std > 0 and low < high")
+            specs.append(spec)
+        return tuple(specs)
+
+    def check_expressions(self, tensors, dims: dict[str, DimSpec]) -> None:
+        """Every expression must be a whole number at every value its symbol may take."""
+        for t in tensors:
+            for d in t.shape:
+                if not isinstance(d, DimExpr):
+                    continue
+                spec = dims[d.symbol]
+                values = [spec.value] if spec.is_static else allowed_values(spec.min, spec.max, spec.multiple_of)
+                for v in values:
+                    if (d.scale * v).denominator != 1:
+                        self.fail(
+                            f"{t.name}.shape",
+                            f"{d.text} is not whole at {d.symbol}={v}: raise dims.{d.symbol}.multiple_of",
+                        )
+
+    def tolerances(self, table: dict) -> dict[str, Tolerance]:
+        result = {}
+        for precision in table:
+            if precision not in PRECISIONS:
+                self.fail(f"tolerance.{precision}", f"unknown precision (known: {', '.join(PRECISIONS)})")
+        for precision in PRECISIONS:
+            merged = dict(DEFAULT_TOLERANCES[precision])
+            given = table.get(precision, {})
+            if not isinstance(given, dict):
+                self.fail(f"tolerance.{precision}", "must be a table")
+            for key, value in given.items():
+                where = f"tolerance.{precision}.{key}"
+                if key not in merged:
+                    self.fail(where, f"unknown field (known: {', '.join(merged)})")
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    self.fail(where, f"must be a non-negative number, got {value!r}")
+                merged[key] = float(value)
+            result[precision] = Tolerance(**merged)
+        return result
+
+    def calibration(self, table: dict, inputs) -> CalibrationSpec:
+        known = ("input", "layout", "color", "resize", "scale", "mean", "std", "batch", "method")
+        for key in table:
+            if key not in known:
+                self.fail(f"calibration.{key}", f"unknown field (known: {', '.join(known)})")
+        num = (int, float)
+        names = [t.name for t in inputs]
+        image_input = self.typed(table, "input", str, "calibration.input")
+        if image_input is not None and image_input not in names:
+            self.fail("calibration.input", f"{image_input!r} is not an input (inputs: {', '.join(names)})")
+        choices = {"layout": ("NCHW", "NHWC"), "color": ("RGB", "BGR", "GRAY"), "method": CALIBRATION_METHODS}
+        for key, allowed in choices.items():
+            value = table.get(key)
+            if value is not None and value not in allowed:
+                self.fail(f"calibration.{key}", f"must be one of {', '.join(allowed)}, got {value!r}")
+        resize = self.typed(table, "resize", list, "calibration.resize")
+        if resize is not None and (len(resize) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                                                           for v in resize)):
+            self.fail("calibration.resize", f"must be [H, W] with two ints >= 1, got {resize!r}")
+        vectors = {}
+        for key in ("mean", "std"):
+            value = self.typed(table, key, list, f"calibration.{key}", default=[0.0 if key == "mean" else 1.0])
+            if not value or any(isinstance(v, bool) or not isinstance(v, num) for v in value):
+                self.fail(f"calibration.{key}", f"must be a non-empty list of numbers, got {value!r}")
+            vectors[key] = tuple(float(v) for v in value)
+        if any(v <= 0 for v in vectors["std"]):
+            self.fail("calibration.std", "every std must be > 0")
+        scale = float(self.typed(table, "scale", num, "calibration.scale", default=1.0 / 255.0))
+        if scale <= 0:
+            self.fail("calibration.scale", f"must be > 0, got {scale}")
+        batch = self.typed(table, "batch", int, "calibration.batch")
+        if batch is not None and batch < 1:
+            self.fail("calibration.batch", f"must be >= 1, got {batch}")
+        return CalibrationSpec(
+            input=image_input, layout=table.get("layout", "NCHW"), color=table.get("color", "RGB"),
+            resize=tuple(resize) if resize else None, scale=scale, mean=vectors["mean"], std=vectors["std"],
+            batch=batch, method=table.get("method"),
+        )
+
+    def check_args(self, recipe: Recipe) -> None:
+        if recipe.module is not None:
+            from .. import zoo
+
+            try:
+                factory = zoo.get(recipe.module).factory
+            except DeployKitError as exc:
+                self.fail("module", str(exc))
+        else:
+            factory = import_factory(recipe.factory, f"{self.path}: factory")
+        params = inspect.signature(factory).parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return
+        accepted = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        for key in recipe.args:
+            if key not in accepted:
+                self.fail(f"args.{key}", f"{recipe.module or recipe.factory} takes no argument {key!r} "
+                          f"(it takes: {', '.join(sorted(accepted))})")

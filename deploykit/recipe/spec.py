@@ -1,0 +1,225 @@
+"""What a recipe is, once validated: dims, tensors, tolerances, calibration settings, the module to build.
+
+Loading and validation are in load.py; the format is documented in the README ("Recipe format").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import DeployKitError
+from .synthetic import smooth_fields
+from .shapes import DimExpr, ShapeCase, allowed_values, resolve_shape, sweep
+
+PRECISIONS = ("fp32", "fp16", "int8")
+DISTRIBUTIONS = ("normal", "uniform", "smooth")  # smooth: image-like fields in [0, 1] (recipe/synthetic.py)
+
+# Sensible defaults per precision: fp32 is strict elementwise; fp16 and int8 are judged by cosine and SNR
+# floors, because an elementwise 1e-5 for fp16 is the known false-failure trap.
+DEFAULT_TOLERANCES = {
+    "fp32": {"atol": 1e-4, "rtol": 1e-4, "cosine_min": 0.99999, "snr_min_db": None},
+    "fp16": {"atol": 5e-2, "rtol": 5e-2, "cosine_min": 0.999, "snr_min_db": 30.0},
+    "int8": {"atol": None, "rtol": None, "cosine_min": 0.98, "snr_min_db": 12.0},
+}
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+class RecipeError(DeployKitError):
+    pass
+
+
+@dataclass(frozen=True)
+class DimSpec:
+    """What one symbol may be: ``min..max`` in steps of ``multiple_of`` (``opt`` for examples and
+    TensorRT profiles), or one fixed ``value`` with its ``reason`` (then min = opt = max = value).
+
+    The one range type: recipes, manifests (runtime, serve, Triton) and TensorRT profiles all use it.
+    """
+
+    name: str
+    min: int = 0
+    opt: int = 0
+    max: int = 0
+    multiple_of: int = 1
+    value: int | None = None
+    reason: str = ""
+
+    def __post_init__(self):
+        if self.value is not None:  # a fixed dim spans exactly its value
+            for bound in ("min", "opt", "max"):
+                object.__setattr__(self, bound, self.value)
+
+    @property
+    def is_static(self) -> bool:
+        return self.value is not None
+
+    def allowed(self) -> list[int]:
+        return [self.value] if self.is_static else allowed_values(self.min, self.max, self.multiple_of)
+
+    def problem(self, value: int, owner: str = "recipe") -> str | None:
+        """None when ``value`` is allowed, else what is wrong with it (for a one-line error)."""
+        if self.is_static:
+            return None if value == self.value else f"must be {self.value} ({self.reason})"
+        if not self.min <= value <= self.max:
+            return f"is outside the {owner}'s range [{self.min}, {self.max}]"
+        if value % self.multiple_of:
+            return f"must be a multiple of {self.multiple_of} (the {owner}'s range is [{self.min}, {self.max}])"
+        return None
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output: its name, dtype and dims (ints for static axes, DimExprs such as ``4*H``;
+    None where a backend reports an axis it cannot name), and for recipe inputs the distribution
+    checks and synthetic calibration draw from. The one tensor descriptor: recipes, manifests and runners."""
+
+    name: str
+    shape: tuple  # of int | DimExpr | None
+    dist: str = "normal"
+    mean: float = 0.0
+    std: float = 1.0
+    low: float = -1.0
+    high: float = 1.0
+    dtype: np.dtype = np.dtype(np.float32)
+
+    def dim_names(self) -> list[str | int | None]:
+        return [d.text if isinstance(d, DimExpr) else d for d in self.shape]
+
+    def describe(self) -> str:
+        return "(" + ", ".join(str(d) for d in self.dim_names()) + ")"
+
+    def kserve_shape(self, values: dict[str, int]) -> list[int]:
+        """Sizes with -1 for every axis whose symbol has no value in ``values`` (the KServe/Triton convention)."""
+        return [d if isinstance(d, int) else d.evaluate(values) if isinstance(d, DimExpr) and d.symbol in values else -1
+                for d in self.shape]
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float | None
+    rtol: float | None
+    cosine_min: float | None
+    snr_min_db: float | None
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """The optional ``[calibration]`` table: how images become model input, and the default method.
+
+    Images are read as ``color``, resized to ``resize`` (H, W; default: the opt shape), scaled by
+    ``scale``, normalised per channel by ``mean``/``std``, laid out as ``layout`` and fed to ``input``.
+    """
+
+    input: str | None = None
+    layout: str = "NCHW"
+    color: str = "RGB"
+    resize: tuple[int, int] | None = None
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    batch: int | None = None
+    method: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"input": self.input, "layout": self.layout, "color": self.color,
+                "resize": list(self.resize) if self.resize else None, "scale": self.scale,
+                "mean": list(self.mean), "std": list(self.std), "batch": self.batch, "method": self.method}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    path: Path
+    module: str | None
+    factory: str | None
+    summary: str
+    opset: int
+    call: str
+    args: dict
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    dims: dict[str, DimSpec]
+    tolerances: dict[str, Tolerance]
+    sha256: str = field(repr=False)
+    calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
+
+    # -- shapes -------------------------------------------------------------------------------
+    @property
+    def dynamic_symbols(self) -> list[str]:
+        return [n for n, d in self.dims.items() if not d.is_static]
+
+    @property
+    def static_symbols(self) -> list[str]:
+        return [n for n, d in self.dims.items() if d.is_static]
+
+    @property
+    def batch_symbol(self) -> str | None:
+        """The dynamic symbol every input carries, unscaled, on axis 0 (the batch axis), if there is one."""
+        symbols = {t.shape[0].symbol if isinstance(t.shape[0], DimExpr) and t.shape[0].scale == 1 else None
+                   for t in self.inputs}
+        if len(symbols) != 1:
+            return None
+        symbol = symbols.pop()
+        return symbol if symbol is not None and not self.dims[symbol].is_static else None
+
+    def case(self, label: str) -> ShapeCase:
+        return ShapeCase(label, {n: d.value if d.is_static else getattr(d, label) for n, d in self.dims.items()})
+
+    def sweep(self, seed: int = 0, off_grid: int = 2) -> list[ShapeCase]:
+        return sweep(self.dims, seed=seed, off_grid=off_grid)
+
+    def input_shapes(self, case: ShapeCase) -> dict[str, tuple[int, ...]]:
+        return {t.name: resolve_shape(t.shape, case.values) for t in self.inputs}
+
+    def output_shapes(self, case: ShapeCase) -> dict[str, tuple[int, ...]]:
+        return {t.name: resolve_shape(t.shape, case.values) for t in self.outputs}
+
+    def check_case(self, case: ShapeCase) -> None:
+        """Raise RecipeError when a user-given case is outside what the recipe allows."""
+        for name, spec in self.dims.items():
+            if name not in case.values:
+                raise RecipeError(f"{self.path}: shape {case.describe()}: no value for {name}")
+            problem = spec.problem(case.values[name])
+            if problem:
+                raise RecipeError(f"{self.path}: {name}={case.values[name]} {problem}")
+
+    def make_inputs(self, case: ShapeCase, seed: int = 0) -> dict[str, np.ndarray]:
+        """Seeded inputs drawn from each input's declared distribution (float32)."""
+        rng = np.random.default_rng([seed, *case.values.values()])
+        feed = {}
+        for spec, shape in zip(self.inputs, self.input_shapes(case).values()):
+            if spec.dist == "uniform":
+                feed[spec.name] = rng.uniform(spec.low, spec.high, size=shape).astype(np.float32)
+            elif spec.dist == "smooth":
+                feed[spec.name] = smooth_fields(rng, shape)
+            else:
+                feed[spec.name] = (rng.standard_normal(shape) * spec.std + spec.mean).astype(np.float32)
+        return feed
+
+    # -- the module ---------------------------------------------------------------------------
+    def factory_callable(self) -> Callable:
+        if self.module is not None:
+            from .. import zoo
+
+            return zoo.get(self.module).factory
+        from .factory import import_factory
+
+        return import_factory(self.factory, self.path)
+
+    def build(self):
+        """The module in eval mode, built from the recipe's constructor arguments."""
+        if self.module is not None:
+            from .. import zoo
+
+            model = zoo.create(self.module, **self.args)
+        else:
+            model = self.factory_callable()(**self.args)
+        return model.eval()
+
+    def tolerance(self, precision: str) -> Tolerance:
+        return self.tolerances[precision]

@@ -1,0 +1,186 @@
+"""The one backend table. Every backend name a command or API takes is a row here and means the same
+everywhere: ``verify --backend``, ``bench --backends``, ``runtime.load(backend=)``, ``serve --backend``
+and ``package --backend``.
+
+    torch     PyTorch eager on the exported weights (weights.pt): the reference
+    ort-cpu   onnxruntime, CPU execution provider
+    ort-cuda  onnxruntime, CUDA execution provider (must really run on CUDA: no silent CPU fallback)
+    ort-trt   onnxruntime, TensorRT execution provider (likewise)
+    ref       onnx's ReferenceEvaluator: slow, independent second opinion on small shapes
+    trt       a TensorRT engine built by ``deploykit build-trt``
+
+Precision (fp32 | fp16 | int8) is a separate axis: it picks the artifact file a backend runs. A
+*target* is a backend at a precision, written ``ort-cpu/int8`` (``ort-cpu`` alone is fp32).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..artifact import PRECISION_MODELS, WEIGHTS, Artifact, engine_name
+from ..errors import BackendUnavailable, DeployKitError
+from ..recipe.spec import PRECISIONS
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    kind: str  # which runner: "torch" | "ort" | "ref" | "trt"
+    description: str
+    providers: tuple[str, ...] = ()  # onnxruntime execution providers, most wanted first
+    triton_platform: str | None = None  # what Triton runs this backend's file as (None: Triton cannot)
+
+    def file(self, precision: str = "fp32") -> str:
+        """The artifact file this backend runs at ``precision``."""
+        if precision not in PRECISIONS:
+            raise DeployKitError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if self.kind == "torch":
+            return WEIGHTS
+        if self.kind == "trt":
+            return engine_name(precision)
+        return PRECISION_MODELS[precision]
+
+    def make_hint(self, precision: str, name: str) -> str:
+        """The command that makes this backend's file."""
+        if self.kind == "trt":
+            return f"deploykit build-trt {name} --{precision}"
+        return f"deploykit export {name}" if precision == "fp32" or self.kind == "torch" else f"deploykit calibrate {name}"
+
+    @property
+    def preload(self) -> tuple[str, ...]:
+        """Modules to import before a memory baseline, so it holds the library and not the model (bench)."""
+        return {"torch": ("torch",), "ort": ("onnxruntime",), "ref": ("onnx",), "trt": ("tensorrt",)}[self.kind]
+
+    def machine_problem(self) -> str | None:
+        """Why this machine cannot run the backend at all, in one line; None when it might.
+
+        Cheap: the TensorRT probe runs in a subprocess once per process; for onnxruntime's GPU
+        providers only whether they are compiled in (the runner checks they really load)."""
+        if self.kind == "trt":
+            from ..trt.probe import probe
+
+            return probe().missing
+        if self.providers and self.providers[0] != "CPUExecutionProvider":
+            import onnxruntime as ort
+
+            available = ort.get_available_providers()
+            if self.providers[0] not in available:
+                return (f"onnxruntime {ort.__version__} has no {self.providers[0]} (available: {', '.join(available)}; "
+                        "install the `gpu` extra on a machine with CUDA)")
+        return None
+
+    def unavailable(self, artifact: Artifact, precision: str = "fp32") -> str | None:
+        """Why this backend cannot run ``artifact`` at ``precision`` here, in one line; None when it can."""
+        filename = self.file(precision)  # the file first: cheaper, and the more useful reason
+        if filename not in artifact.manifest["files"] or not artifact.path(filename).is_file():
+            return f"{artifact.dir} has no {filename}; make it with `{self.make_hint(precision, artifact.name)}`"
+        try:
+            artifact.check_files(filename)
+            if self.kind == "trt":  # cheap before the probe: an engine without its sidecar is never loaded
+                from ..trt.sidecar import read_sidecar
+
+                read_sidecar(artifact.path(filename))
+        except DeployKitError as exc:
+            return str(exc)
+        return self.machine_problem()
+
+    def runner(self, path: str | Path | bytes, *, threads: int | None = None, prepare_qdq: bool = False,
+               reference=None, recipe=None):
+        """An inactive runner over ``path`` (enter it with ``with``); ``torch`` takes the module as ``reference``.
+
+        ``prepare_qdq``: run a TensorRT-style Q/DQ model as onnxruntime's x86 kernels want it (ort_qdq.py)."""
+        if self.kind == "torch":
+            from .torch_runner import TorchRunner
+
+            return TorchRunner(reference, recipe, threads=threads)
+        if self.kind == "ort":
+            from .ort_runner import OrtRunner
+
+            return OrtRunner(path, providers=list(self.providers), threads=threads, prepare_qdq=prepare_qdq)
+        if self.kind == "ref":
+            from .ref_runner import ReferenceRunner
+
+            return ReferenceRunner(path)
+        from .trt_runner import TrtRunner
+
+        return TrtRunner(path)
+
+    def open(self, artifact: Artifact, precision: str = "fp32", *, recipe=None, threads: int | None = None,
+             prepare_qdq: bool = False):
+        """An inactive runner over ``artifact``'s file for ``precision``; BackendUnavailable with the reason
+        when this machine or the artifact cannot run it."""
+        problem = self.unavailable(artifact, precision)
+        if problem:
+            raise BackendUnavailable(problem)
+        reference = artifact.reference_model(recipe) if self.kind == "torch" else None
+        return self.runner(artifact.path(self.file(precision)), threads=threads, prepare_qdq=prepare_qdq,
+                           reference=reference, recipe=recipe)
+
+
+_CPU = "CPUExecutionProvider"
+BACKENDS: dict[str, Backend] = {b.name: b for b in (
+    Backend("torch", "torch", "PyTorch eager, CPU, torch.inference_mode (the reference)"),
+    Backend("ort-cpu", "ort", "onnxruntime, CPU execution provider", (_CPU,), "onnxruntime_onnx"),
+    Backend("ort-cuda", "ort", "onnxruntime, CUDA execution provider", ("CUDAExecutionProvider", _CPU),
+            "onnxruntime_onnx"),
+    Backend("ort-trt", "ort", "onnxruntime, TensorRT execution provider",
+            ("TensorrtExecutionProvider", "CUDAExecutionProvider", _CPU), "onnxruntime_onnx"),
+    Backend("ref", "ref", "onnx ReferenceEvaluator (slow; small shapes)"),
+    Backend("trt", "trt", "TensorRT engine from `deploykit build-trt`", (), "tensorrt_plan"),
+)}
+# the order ``auto`` tries, best first
+AUTO_ORDER = ("trt", "ort-cuda", "ort-cpu")
+
+
+def get_backend(name: str, allowed=None, option: str = "--backend") -> Backend:
+    """The row for ``name``, or a one-line error with the choices (and a close match)."""
+    choices = list(allowed or BACKENDS)
+    if name not in choices:
+        close = difflib.get_close_matches(name, choices, n=2, cutoff=0.5)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise DeployKitError(f"{option}: unknown backend {name!r}{hint}; choose from {', '.join(choices)}")
+    return BACKENDS[name]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A backend at a precision: what one bench row or one verify run measures."""
+
+    backend: Backend
+    precision: str = "fp32"
+
+    @property
+    def name(self) -> str:
+        return self.backend.name if self.precision == "fp32" else f"{self.backend.name}/{self.precision}"
+
+    @property
+    def file(self) -> str:
+        return self.backend.file(self.precision)
+
+
+def parse_target(text: str, option: str = "--backends") -> Target:
+    """``"ort-cpu/int8"`` -> Target(ort-cpu, int8); ``"torch"`` -> Target(torch, fp32)."""
+    name, _, precision = text.strip().partition("/")
+    backend = get_backend(name, option=option)
+    precision = precision or "fp32"
+    if precision not in PRECISIONS:
+        raise DeployKitError(f"{option}: {text!r}: precision must be one of {', '.join(PRECISIONS)}")
+    if backend.kind in ("torch", "ref") and precision != "fp32":
+        raise DeployKitError(f"{option}: {text!r}: {backend.name} runs the FP32 reference only")
+    return Target(backend, precision)
+
+
+def parse_targets(text: str | None, default: tuple[str, ...], option: str = "--backends") -> list[Target]:
+    """``"torch,ort-cpu,ort-cpu/int8"`` -> targets in the given order (``default`` when None); one-line errors."""
+    names = list(default) if text is None else [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise DeployKitError(f"{option} is empty; choose from {', '.join(BACKENDS)} (optionally /fp16 or /int8)")
+    targets: list[Target] = []
+    for name in names:
+        target = parse_target(name, option)
+        if target in targets:
+            raise DeployKitError(f"{option}: {target.name!r} is given twice")
+        targets.append(target)
+    return targets

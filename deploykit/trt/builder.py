@@ -113,7 +113,7 @@ def build_engine(artifact: Artifact, recipe, plan: PrecisionPlan, profile: Profi
         raise DeployKitError(f"TensorRT refused the optimization profile {profile.describe()}")
 
     calibrator = None
-    if plan.calibration_cache:
+    if plan.calibration_cache:  # trt-api: 10 (TensorRT 11 removed the calibrator; precision.py plans no cache there)
         cache_path = artifact.path(plan.calibration_cache)
         cache = load_cache(cache_path, trt.__version__)  # refuses a cache this TensorRT would skip
         calibrator = cache_only_calibrator(cache_path.read_bytes(), cache.algorithm)
@@ -188,7 +188,7 @@ def calibration_provenance(artifact: Artifact, plan: PrecisionPlan) -> dict | No
     return record
 
 
-def _parser_error(error) -> str:
+def _parser_error(error: "tensorrt.ParserError") -> str:  # noqa: F821 -- read by api_check, never evaluated
     """One line from an IParserError (node name and operator when this TensorRT version reports them)."""
     parts = []
     for attr in ("node_name", "node_operator"):

@@ -36,7 +36,7 @@ def load_cache(path: Path, trt_version: str | None = None) -> CalibrationCache:
     return cache
 
 
-def cache_only_calibrator(cache: bytes, algorithm: str):
+def cache_only_calibrator(cache: bytes, algorithm: str):  # trt-api: 10 (the calibrator classes are gone in 11)
     """An ``IInt8*Calibrator`` of the cache's algorithm that serves ``cache`` and no data."""
     import tensorrt as trt
 

@@ -90,6 +90,7 @@ def test_probe_reports_a_failing_cuda_get_device_properties(tmp_path, monkeypatc
         def cudaGetDeviceProperties(device):
             return cudaError_t.cudaErrorInvalidDevice, _Prop()
     """))
+    (tmp_path / "torch.py").write_text("raise ImportError('not in this test')\n")  # skips the probe's slow fallback
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     result = run_probe()
     assert result.gpu_name is None and not result.ok

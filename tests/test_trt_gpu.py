@@ -40,7 +40,8 @@ def provider_skip_reason(wanted: str, session_providers: list[str], ort_version:
     if session_providers and session_providers[0] == wanted:
         return None
     ran = ", ".join(session_providers) or "no provider"
-    needs = {"TensorrtExecutionProvider": "it loads the TensorRT 10 libraries it was built against (the trt10 extra)",
+    needs = {"TensorrtExecutionProvider": "it loads the TensorRT libraries of its build (onnxruntime-gpu <= 1.26: "
+                                          "TensorRT 10, the trt10 extra; 1.27+: TensorRT 11, the trt11 extra)",
              "CUDAExecutionProvider": "it needs the CUDA and cuDNN libraries of the CUDA major it was built for"}
     return f"onnxruntime {ort_version} could not load {wanted} (the session runs on {ran}): {needs.get(wanted, '')}"
 

@@ -18,7 +18,7 @@ from deploykit.cli import main
 from deploykit.errors import DeployKitError
 from deploykit.recipe import find_recipe
 from deploykit.trt.builder import BuildOptions, build_engine
-from deploykit.trt.onnx_support import default_target
+from deploykit.trt.onnx_support import TrtTarget, default_target
 from deploykit.trt.parity import check_engine
 from deploykit.trt.preflight import run_preflight
 from deploykit.runners.trt_runner import TrtRunner
@@ -30,6 +30,19 @@ pytestmark = pytest.mark.gpu
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
+def provider_skip_reason(wanted: str, session_providers: list[str], ort_version: str) -> str | None:
+    """Why an onnxruntime GPU backend cannot be tested: None when the session really runs on ``wanted``.
+
+    onnxruntime-gpu lists TensorrtExecutionProvider as available whenever it was compiled in, and falls back to the
+    next provider without an error when TensorRT's libraries cannot be loaded; only the session's own providers say
+    what runs it (tested on CPU in test_trt_cpu.py)."""
+    if session_providers and session_providers[0] == wanted:
+        return None
+    ran = ", ".join(session_providers) or "no provider"
+    needs = {"TensorrtExecutionProvider": "it loads the TensorRT libraries of its build (onnxruntime-gpu <= 1.26: "
+                                          "TensorRT 10, the trt10 extra; 1.27+: TensorRT 11, the trt11 extra)",
+             "CUDAExecutionProvider": "it needs the CUDA and cuDNN libraries of the CUDA major it was built for"}
+    return f"onnxruntime {ort_version} could not load {wanted} (the session runs on {ran}): {needs.get(wanted, '')}"
 
 
 @pytest.fixture(scope="session")
@@ -124,6 +137,22 @@ def test_engine_from_another_tensorrt_or_gpu_is_refused(machine, trt_artifacts, 
             runner.infer(feed)
 
 
+def test_unreadable_timing_cache_and_other_major_are_one_line_errors(machine, trt_artifacts, tmp_path):
+    recipe = find_recipe("se")
+    artifact = Artifact.open(trt_artifacts / "se")
+    target = default_target(machine.tensorrt_version)
+    pre = run_preflight(artifact, recipe, ["fp32"], target)
+    garbage = tmp_path / "garbage.cache"
+    garbage.write_bytes(b"not a TensorRT timing cache" * 16)
+    with pytest.raises(DeployKitError, match="timing cache") as refused:
+        build_engine(artifact, recipe, pre.plans["fp32"], pre.profile,
+                     BuildOptions(timing_cache=garbage, force=True), machine)
+    assert "\n" not in str(refused.value)
+    other = run_preflight(artifact, recipe, ["fp32"], TrtTarget("11.0" if target.major == 10 else "10.15"))
+    with pytest.raises(DeployKitError, match=f"planned for TensorRT {11 if target.major == 10 else 10}.x"):
+        build_engine(artifact, recipe, other.plans["fp32"], other.profile, BuildOptions(force=True), machine)
+
+
 def test_cli_builds_checks_and_reports(machine, trt_artifacts):
     result = CliRunner().invoke(main, ["build-trt", "eca", "--fp32", "--fp16", "--int8", "--force", "--opt-level", "2",
                                        "--timing-cache", str(trt_artifacts / "timing.cache"), "--json",
@@ -140,16 +169,19 @@ def test_verify_harness_gpu_backends(machine, trt_artifacts, backend):
     """`deploykit verify --backend trt` runs TrtRunner; onnxruntime's CUDA/TensorRT providers are the second path."""
     from deploykit.verify import verify_artifact
 
+    recipe = find_recipe("composite")
     if backend != "trt":
         import onnxruntime
 
         wanted = {"ort-cuda": "CUDAExecutionProvider", "ort-trt": "TensorrtExecutionProvider"}[backend]
-        if wanted not in onnxruntime.get_available_providers():
-            reason = f"onnxruntime {onnxruntime.__version__} has no {wanted} (install the `gpu` extra)"
+        # get_available_providers() lists the providers compiled in, not the ones whose libraries load: ask a session.
+        session = onnxruntime.InferenceSession(str(trt_artifacts / "composite" / "model.onnx"),
+                                               providers=[wanted, "CPUExecutionProvider"])
+        reason = provider_skip_reason(wanted, session.get_providers(), onnxruntime.__version__)
+        if reason:
             if os.environ.get("REQUIRE_GPU") == "1":
                 pytest.fail(f"REQUIRE_GPU=1 but {reason}")
             pytest.skip(reason)
-    recipe = find_recipe("composite")
     if backend == "trt":
         _build(machine, trt_artifacts, "composite", "fp32")
     run = verify_artifact(recipe, trt_artifacts, backend=backend, precision="fp32", write=False)

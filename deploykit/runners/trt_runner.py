@@ -83,7 +83,7 @@ class TrtRunner(Runner):
                     raise DeployKitError(f"TensorRT refused shape {tuple(array.shape)} for input {name!r}")
                 buffer = self.device.upload(array)
                 buffers.append(buffer)
-                self.context.set_tensor_address(name, buffer.ptr)
+                self._bind(name, buffer.ptr)
             outputs = {}
             for name in self.output_names:
                 shape = tuple(self.context.get_tensor_shape(name))
@@ -91,12 +91,18 @@ class TrtRunner(Runner):
                     raise DeployKitError(f"output {name!r} has a data-dependent shape {shape}; not supported by this runner")
                 outputs[name] = self.device.empty(shape, self._dtype(name))
                 buffers.append(outputs[name])
-                self.context.set_tensor_address(name, outputs[name].ptr)
+                self._bind(name, outputs[name].ptr)
             if not self.context.execute_async_v3(self.device.stream_handle):
                 raise DeployKitError("TensorRT execute_async_v3 failed; see its log above")
             return {name: self.device.download(buffer) for name, buffer in outputs.items()}
         finally:
             self.device.release(buffers)
+
+    def _bind(self, name: str, ptr: int) -> None:
+        # set_tensor_address returns False (and logs why) for a wrong name or a misaligned address; executing
+        # anyway would read or write memory the engine was not given.
+        if not self.context.set_tensor_address(name, ptr):
+            raise DeployKitError(f"TensorRT refused the device address for tensor {name!r}; see its log above")
 
     def describe(self) -> dict:
         info = {"runner": self.name, "plan": str(self.plan_path)}

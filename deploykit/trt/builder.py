@@ -24,7 +24,7 @@ from ..artifact import CALIBRATION_RANGES, MANIFEST, Artifact, engine_name, upda
 from ..errors import DeployKitError
 from ..files import atomic_write_bytes, check_can_overwrite, read_json, sha256_file
 from .calibrator import cache_only_calibrator, load_cache
-from .precision import PrecisionPlan
+from .precision import PrecisionPlan, check_installed_major
 from .probe import ProbeResult
 from .shape_profile import Profile
 from .sidecar import Sidecar, sidecar_path, write_sidecar
@@ -70,6 +70,7 @@ def build_engine(artifact: Artifact, recipe, plan: PrecisionPlan, profile: Profi
 
     step = on_step or (lambda message: None)
     options.check()
+    check_installed_major(plan, trt.__version__)
     started = time.perf_counter()
     plan_file = engine_name(plan.precision)
     plan_path, side_path = artifact.path(plan_file), sidecar_path(artifact.path(plan_file))
@@ -112,7 +113,7 @@ def build_engine(artifact: Artifact, recipe, plan: PrecisionPlan, profile: Profi
         raise DeployKitError(f"TensorRT refused the optimization profile {profile.describe()}")
 
     calibrator = None
-    if plan.calibration_cache:
+    if plan.calibration_cache:  # trt-api: 10 (TensorRT 11 removed the calibrator; precision.py plans no cache there)
         cache_path = artifact.path(plan.calibration_cache)
         cache = load_cache(cache_path, trt.__version__)  # refuses a cache this TensorRT would skip
         calibrator = cache_only_calibrator(cache_path.read_bytes(), cache.algorithm)
@@ -121,11 +122,7 @@ def build_engine(artifact: Artifact, recipe, plan: PrecisionPlan, profile: Profi
             config.set_calibration_profile(trt_profile)
 
     if options.timing_cache is not None:
-        data = options.timing_cache.read_bytes() if options.timing_cache.is_file() else b""
-        # ignore_mismatch=False: a cache from another GPU or TensorRT is refused, not silently used.
-        if not config.set_timing_cache(config.create_timing_cache(data), ignore_mismatch=False):
-            raise DeployKitError(f"{options.timing_cache} is a timing cache from another GPU or TensorRT version; "
-                                 "remove it or pass another --timing-cache path")
+        _use_timing_cache(config, options.timing_cache, trt.__version__)
 
     step(f"building the {plan.precision} engine ({plan.description})")
     serialized = builder.build_serialized_network(network, config)
@@ -159,6 +156,19 @@ def build_engine(artifact: Artifact, recipe, plan: PrecisionPlan, profile: Profi
     return BuildResult(recipe.name, plan.precision, plan_path, side_path, plan.path, seconds, len(plan_bytes))
 
 
+def _use_timing_cache(config, path: Path, trt_version: str) -> None:
+    """Start from the timing cache at ``path`` (an empty one when the file does not exist yet)."""
+    data = path.read_bytes() if path.is_file() else b""
+    cache = config.create_timing_cache(data)
+    if cache is None:  # TensorRT rejected the blob; set_timing_cache(None) would raise a TypeError
+        raise DeployKitError(f"{path}: TensorRT {trt_version} cannot read this timing cache (corrupt, or not a "
+                             "TensorRT timing cache); remove it or pass another --timing-cache path")
+    # ignore_mismatch=False: a cache from another GPU or TensorRT is refused, not silently used.
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        raise DeployKitError(f"{path} is a timing cache from another GPU or TensorRT version; "
+                             "remove it or pass another --timing-cache path")
+
+
 def calibration_provenance(artifact: Artifact, plan: PrecisionPlan) -> dict | None:
     """Where the INT8 scales came from: the file used, its sha256, and deploykit calibrate's provenance."""
     if plan.precision != "int8":
@@ -178,7 +188,7 @@ def calibration_provenance(artifact: Artifact, plan: PrecisionPlan) -> dict | No
     return record
 
 
-def _parser_error(error) -> str:
+def _parser_error(error: "tensorrt.ParserError") -> str:  # noqa: F821 -- read by api_check, never evaluated
     """One line from an IParserError (node name and operator when this TensorRT version reports them)."""
     parts = []
     for attr in ("node_name", "node_operator"):

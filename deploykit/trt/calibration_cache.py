@@ -25,9 +25,19 @@ import numpy as np
 
 from ..errors import DeployKitError
 
-# deploykit method -> the calibrator whose get_algorithm() a TensorRT build must report to accept the cache
-ALGORITHMS = {"minmax": "MinMaxCalibration", "entropy": "EntropyCalibration2", "percentile": "LegacyCalibration"}
-KNOWN_ALGORITHMS = ("EntropyCalibration2", "EntropyCalibration", "MinMaxCalibration", "LegacyCalibration")
+# The cache algorithms a cache-only calibrator can serve, with the TensorRT class whose get_algorithm() matches
+# the header. Only these two: TensorRT always calibrates them *before* layer fusion (NvInfer.h, QuantizationFlag::
+# kCALIBRATE_BEFORE_FUSION: "The builder always runs the int8 calibration pass before layer fusion for
+# IInt8MinMaxCalibrator and IInt8EntropyCalibrator2"), so the cache's ONNX tensor names are the names TensorRT looks
+# up. IInt8LegacyCalibrator and IInt8EntropyCalibrator calibrate after fusion, and a legacy cache must also carry the
+# quantile and regression cutoff it was made with: a deploykit cache under those headers is skipped, and TensorRT
+# then asks the cache-only calibrator for data it does not have.
+CALIBRATORS = {"EntropyCalibration2": "IInt8EntropyCalibrator2", "MinMaxCalibration": "IInt8MinMaxCalibrator"}
+# deploykit method -> the header its precomputed scales are written under (the scales are used as they are).
+# percentile -> EntropyCalibration2: trtexec's --calib reads caches through an IInt8EntropyCalibrator2 too
+# (samples/common/sampleEngines.cpp, RndInt8Calibrator), so these caches also work there.
+ALGORITHMS = {"minmax": "MinMaxCalibration", "entropy": "EntropyCalibration2", "percentile": "EntropyCalibration2"}
+KNOWN_ALGORITHMS = tuple(CALIBRATORS)
 DEFAULT_TRT_VERSION = "10.3.0"  # the header must name the TensorRT that reads it; pass the real one
 _HEADER = re.compile(r"^TRT-(\d+)-([A-Za-z0-9]+)$")
 _HEX = re.compile(r"^[0-9a-fA-F]{1,8}$")
@@ -77,8 +87,9 @@ class CalibrationCache:
 def format_cache(amaxes: dict[str, float], trt_version: str = DEFAULT_TRT_VERSION,
                  algorithm: str = "EntropyCalibration2") -> str:
     """The cache text for ``{tensor: amax}`` (tensors in sorted order, so equal ranges give equal bytes)."""
-    if algorithm not in KNOWN_ALGORITHMS:
-        raise CacheError(f"unknown TensorRT calibration algorithm {algorithm!r} (known: {', '.join(KNOWN_ALGORITHMS)})")
+    if algorithm not in CALIBRATORS:
+        raise CacheError(f"TensorRT calibration algorithm {algorithm!r} cannot serve precomputed scales "
+                         f"(use one of {', '.join(CALIBRATORS)})")
     lines = [f"TRT-{version_code(trt_version)}-{algorithm}"]
     for name in sorted(amaxes):
         if "\n" in name:

@@ -5,35 +5,38 @@ format, header ``TRT-<version>-<Algorithm>``. TensorRT ignores a cache from anot
 algorithm and would then ask the calibrator for data, which a cache-only calibrator does not have;
 so the header is checked before the build and the calibrator reports the cache's algorithm.
 
+Only the two algorithms that calibrate before layer fusion can serve deploykit's (pre-fusion, ONNX-named)
+scales: ``calibration_cache.CALIBRATORS``, shared with the writer so a cache deploykit writes is one it can read.
+
 The calibrator follows torch-TensorRT's ``Int8CacheCalibrator`` (batch size 1, ``get_batch`` returns
 nothing, ``read_calibration_cache`` returns the file) and Polygraphy's ``backend/trt/calibrator.py``
-(the trampoline base class must be initialised explicitly; IInt8LegacyCalibrator's extra methods).
+(the trampoline base class must be initialised explicitly).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .calibration_cache import CalibrationCache, read_cache
+from .calibration_cache import CALIBRATORS, CalibrationCache, read_cache
 from ..errors import DeployKitError
 
 # cache algorithm -> the TensorRT calibrator class whose get_algorithm() matches it
-CALIBRATOR_CLASSES = {"EntropyCalibration2": "IInt8EntropyCalibrator2", "EntropyCalibration": "IInt8EntropyCalibrator",
-                      "MinMaxCalibration": "IInt8MinMaxCalibrator", "LegacyCalibration": "IInt8LegacyCalibrator"}
+CALIBRATOR_CLASSES = CALIBRATORS
 
 
 def load_cache(path: Path, trt_version: str | None = None) -> CalibrationCache:
     """Read the cache; with ``trt_version``, refuse one that TensorRT would silently skip."""
     cache = read_cache(path, trt_version)
     if cache.algorithm not in CALIBRATOR_CLASSES:
-        raise DeployKitError(f"{path}: calibration algorithm {cache.algorithm!r} has no TensorRT calibrator "
-                             f"(known: {', '.join(CALIBRATOR_CLASSES)})")
+        raise DeployKitError(f"{path}: a {cache.algorithm} cache cannot be served by a cache-only calibrator "
+                             f"(TensorRT reads precomputed scales only as {' or '.join(CALIBRATOR_CLASSES)}); "
+                             "re-run `deploykit calibrate`")
     if not cache.scales:
         raise DeployKitError(f"{path}: the calibration cache holds no tensor scales")
     return cache
 
 
-def cache_only_calibrator(cache: bytes, algorithm: str):
+def cache_only_calibrator(cache: bytes, algorithm: str):  # trt-api: 10 (the calibrator classes are gone in 11)
     """An ``IInt8*Calibrator`` of the cache's algorithm that serves ``cache`` and no data."""
     import tensorrt as trt
 
@@ -57,18 +60,5 @@ def cache_only_calibrator(cache: bytes, algorithm: str):
 
         def write_calibration_cache(self, cache):
             """The shared cache belongs to `deploykit calibrate`: never overwritten here."""
-
-        if algorithm == "LegacyCalibration":  # IInt8LegacyCalibrator's extra interface (Polygraphy's defaults)
-            def get_quantile(self):
-                return 0.5
-
-            def get_regression_cutoff(self):
-                return 0.5
-
-            def read_histogram_cache(self, length):
-                return None
-
-            def write_histogram_cache(self, ptr, length):
-                return None
 
     return CacheCalibrator()

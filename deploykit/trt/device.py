@@ -60,16 +60,35 @@ class TorchDevice:
         self.stream.synchronize()
 
 
+def cuda_runtime():
+    """cuda-python's runtime module: ``cuda.bindings.runtime`` (cuda-python >= 12.6), else the old ``cuda.cudart``."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        from cuda import cudart
+    return cudart
+
+
+def native_handle(obj) -> int:
+    """The address a cuda-python object wraps (a stream's ``cudaStream_t``) as a Python int.
+
+    cuda-bindings 12.9.1 deprecated ``int(obj)`` for this in favour of ``cuda.bindings.utils.get_cuda_native_handle``
+    (release notes 12.9.1: "Using int(cuda_obj) ... is deprecated and subject to future removal"); older
+    cuda-python has only ``int()``.
+    """
+    try:
+        from cuda.bindings.utils import get_cuda_native_handle
+    except ImportError:
+        return int(obj)
+    return get_cuda_native_handle(obj)
+
+
 class CudaPythonDevice:
     name = "cuda-python"
 
-    def __init__(self):
-        try:
-            from cuda.bindings import runtime as cudart
-        except ImportError:
-            from cuda import cudart
-        self.cudart = cudart
-        self.stream = self._call(cudart.cudaStreamCreate())
+    def __init__(self, cudart=None):
+        self.cudart = cudart if cudart is not None else cuda_runtime()
+        self.stream = self._call(self.cudart.cudaStreamCreate())
 
     def _call(self, result):
         err, *rest = result
@@ -79,7 +98,7 @@ class CudaPythonDevice:
 
     @property
     def stream_handle(self) -> int:
-        return int(self.stream)
+        return native_handle(self.stream)
 
     def _alloc(self, shape, dtype) -> DeviceBuffer:
         dtype = np.dtype(dtype)
@@ -91,7 +110,11 @@ class CudaPythonDevice:
         buffer = self._alloc(array.shape, array.dtype)
         buffer.handle = array  # keep the host memory alive until the copy has run
         kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        self._call(self.cudart.cudaMemcpyAsync(buffer.ptr, array.ctypes.data, array.nbytes, kind, self.stream))
+        try:
+            self._call(self.cudart.cudaMemcpyAsync(buffer.ptr, array.ctypes.data, array.nbytes, kind, self.stream))
+        except DeployKitError:
+            self.cudart.cudaFree(buffer.ptr)  # not yet in the caller's list, so nothing else would free it
+            raise
         return buffer
 
     def empty(self, shape, dtype) -> DeviceBuffer:
@@ -105,10 +128,13 @@ class CudaPythonDevice:
         return host
 
     def release(self, buffers) -> None:
-        self._call(self.cudart.cudaStreamSynchronize(self.stream))
-        for buffer in buffers:
-            self._call(self.cudart.cudaFree(buffer.ptr))
-        buffers.clear()
+        try:
+            self._call(self.cudart.cudaStreamSynchronize(self.stream))
+        finally:  # free every buffer even when the stream reports an error; report the first failure after
+            errors = [self.cudart.cudaFree(buffer.ptr)[0] for buffer in buffers]
+            buffers.clear()
+        for err in errors:
+            self._call((err,))
 
     def close(self) -> None:
         self._call(self.cudart.cudaStreamSynchronize(self.stream))

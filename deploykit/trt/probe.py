@@ -35,6 +35,8 @@ try:
     if err != cudart.cudaError_t.cudaSuccess or count < 1:
         raise RuntimeError(f"cudaGetDeviceCount: {getattr(err, 'name', err)}, {count} device(s)")
     err, prop = cudart.cudaGetDeviceProperties(0)
+    if err != cudart.cudaError_t.cudaSuccess:
+        raise RuntimeError(f"cudaGetDeviceProperties: {getattr(err, 'name', err)}")
     name = prop.name.decode(errors="replace") if isinstance(prop.name, bytes) else str(prop.name)
     gpu = dict(name=name.split("\x00")[0].strip(), cc=f"{prop.major}.{prop.minor}", via="cuda-python")
 except Exception as exc:

@@ -44,3 +44,10 @@ def exported_artifact(tmp_path_factory, name: str) -> Path:
 def artifact_copy(tmp_path_factory, name: str, dest: Path) -> Path:
     """A private copy of the artifact, for tests that write into it (e.g. the manifest's triton record)."""
     return Path(shutil.copytree(exported_artifact(tmp_path_factory, name), dest / name))
+
+
+def shared_out(tmp_path_factory, *names: str) -> Path:
+    """The shared artifact folder with (at least) ``names`` exported: for tests that pass ``--out``."""
+    for name in names:
+        export_result(tmp_path_factory, name)
+    return shared_root(tmp_path_factory)

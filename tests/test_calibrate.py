@@ -248,6 +248,7 @@ def _io(model):
     return [(v.name, v.type.tensor_type.elem_type) for v in (*model.graph.input, *model.graph.output)]
 
 
+@pytest.mark.slow
 def test_qdq_model_structure_and_composite_accuracy_against_pytorch(composite):
     recipe, out, _, run = composite
     folder = out / "composite"
@@ -275,6 +276,7 @@ def test_qdq_model_structure_and_composite_accuracy_against_pytorch(composite):
             assert stats["cosine"] >= 0.99, stats
 
 
+@pytest.mark.slow
 def test_fp16_keeps_chosen_operators_in_fp32_and_passes_fp16_tolerance_on_cpu(composite):
     from onnx.reference import ReferenceEvaluator
 
@@ -324,6 +326,7 @@ def test_fp16_keeps_reductions_whose_sum_exceeds_fp16(tmp_path):
 
 
 # -- provenance ----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_provenance_recorded_and_mismatch_refused(composite, tmp_path):
     recipe, out, images, run = composite
     folder = out / "composite"

@@ -28,6 +28,8 @@ from deploykit.trt.shape_profile import InputProfile, Profile, profile_from_reci
 from deploykit.runners.trt_runner import TrtRunner
 from deploykit.trt.sidecar import Sidecar, check_sidecar, read_sidecar, sidecar_path, write_sidecar
 
+from .artifact_cache import shared_out
+
 TRT10 = TrtTarget("10.15")
 
 
@@ -150,6 +152,7 @@ def test_target_versions_opset_and_domains():
 
 
 # -- every zoo recipe and composite passes the dry run ----------------------------------------------
+@pytest.mark.slow
 def test_every_exported_recipe_passes_the_checks(exported):
     out, _ = exported
     names = [r.name for r in load_all()]
@@ -163,9 +166,9 @@ def test_every_exported_recipe_passes_the_checks(exported):
         assert check["checked_files"] == [MODEL]
 
 
-def test_dry_run_table_lists_problems_with_node_and_fix(exported, tmp_path):
+def test_dry_run_table_lists_problems_with_node_and_fix(tmp_path_factory, tmp_path):
     """A planted unsupported operator in an exported artifact: exit 1, node and fix in the rich table."""
-    out, _ = exported
+    out = shared_out(tmp_path_factory, "cbam")
     folder = tmp_path / "cbam"
     folder.mkdir()
     for f in Path(out, "cbam").iterdir():
@@ -184,20 +187,20 @@ def test_dry_run_table_lists_problems_with_node_and_fix(exported, tmp_path):
     assert "replace Unique" in result.output
 
 
-def test_precision_inputs_missing_are_problems_in_the_dry_run(exported):
-    out, _ = exported
+def test_precision_inputs_missing_are_problems_in_the_dry_run(tmp_path_factory):
+    out = shared_out(tmp_path_factory, "se")
     result = CliRunner().invoke(main, ["build-trt", "se", "--int8", "--dry-run", "--json", "--out", str(out)])
     assert result.exit_code == 1
     (problem,) = json.loads(result.output)["checks"][0]["problems"]
     assert problem["check"] == "precision" and "deploykit calibrate se" in problem["fix"]
 
 
-def test_onnxruntime_qdq_models_default_rejected_symmetric_accepted(exported, tmp_path):
+def test_onnxruntime_qdq_models_default_rejected_symmetric_accepted(tmp_path_factory, tmp_path):
     """quantize_static's defaults (asymmetric activations, INT32 bias DQ) are what TensorRT rejects; symmetric INT8
     without bias quantization passes."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    out, _ = exported
+    out = shared_out(tmp_path_factory, "eca")
     recipe = find_recipe("eca")  # small, with a biased Conv
     src = Path(out, "eca", MODEL)
 
@@ -327,11 +330,11 @@ def test_calibration_cache_is_checked_for_the_tensorrt_that_reads_it(tmp_path):
         load_cache(cache)
 
 
-def test_calibrated_artifact_passes_on_tensorrt_10_and_11(exported, tmp_path):
+def test_calibrated_artifact_passes_on_tensorrt_10_and_11(tmp_path_factory, tmp_path):
     """`deploykit calibrate`'s Q/DQ, FP16 and cache outputs pass the checks on every precision path."""
     from deploykit.calibration.pipeline import calibrate_artifact
 
-    out, _ = exported
+    out = shared_out(tmp_path_factory, "eca")
     shutil.copytree(Path(out, "eca"), tmp_path / "eca")
     recipe = find_recipe("eca")
     calibrate_artifact(recipe, tmp_path, synthetic=8, trt_version="10.3.0")
@@ -401,8 +404,8 @@ def test_probe_survives_a_crashing_runtime(tmp_path):
 
 
 @needs_no_trt
-def test_build_without_tensorrt_runs_checks_then_exits_3_with_one_line(exported):
-    out, _ = exported
+def test_build_without_tensorrt_runs_checks_then_exits_3_with_one_line(tmp_path_factory):
+    out = shared_out(tmp_path_factory, "cbam")
     result = CliRunner().invoke(main, ["build-trt", "cbam", "--out", str(out)], terminal_width=200)
     assert result.exit_code == 3
     assert "CPU checks against TensorRT 10.15" in result.stdout and "clean" in result.stdout
@@ -420,8 +423,8 @@ def test_trt_runner_refuses_cleanly_without_a_gpu(tmp_path):
             pass
 
 
-def test_cli_rejects_bad_options(exported):
-    out, _ = exported
+def test_cli_rejects_bad_options(tmp_path_factory):
+    out = shared_out(tmp_path_factory, "cbam")
     result = CliRunner().invoke(main, ["build-trt", "cbam", "--opt-level", "9", "--out", str(out)])
     assert result.exit_code == 2 and "--opt-level must be 0..5" in result.output
     result = CliRunner().invoke(main, ["build-trt", "cbam", "--trt-version", "8.6", "--dry-run", "--out", str(out)])

@@ -23,6 +23,7 @@ from deploykit.export.weights import seeded_model
 from .conftest import RECIPES, recipe_names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", recipe_names())
 def test_every_exported_recipe_verifies_at_five_or_more_shapes(exported, name):
     out, _ = exported
@@ -51,6 +52,7 @@ def _plant(tmp_path, name, exporter, dynamic=True):
     return recipe, path, checkpoint
 
 
+@pytest.mark.slow
 def test_baked_pooling_passes_at_export_shape_and_is_caught_elsewhere(tmp_path):
     recipe, path, checkpoint = _plant(tmp_path, "msaf", export_dynamo)  # no rewrites: the pool is baked
     run = verify_onnx(path, recipe, checkpoint)

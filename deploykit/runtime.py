@@ -129,7 +129,7 @@ def _open_trt(artifact: Artifact, precision: str):
     return runner
 
 
-def _open_ort(artifact: Artifact, precision: str, device: str, threads: int | None):
+def _open_ort(artifact: Artifact, precision: str, device: str, threads: int | None, spinning: bool = True):
     from .runners.ort_runner import OrtRunner
 
     model_file = PRECISION_MODELS[precision]
@@ -147,7 +147,7 @@ def _open_ort(artifact: Artifact, precision: str, device: str, threads: int | No
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     else:
         providers = ["CPUExecutionProvider"]
-    runner = OrtRunner(artifact.path(model_file), providers=providers, threads=threads)
+    runner = OrtRunner(artifact.path(model_file), providers=providers, threads=threads, spinning=spinning)
     runner.__enter__()
     if device == "cuda" and runner.session.get_providers()[0] != "CUDAExecutionProvider":
         used = runner.session.get_providers()
@@ -277,8 +277,11 @@ class Session:
 
 
 def load(artifact_dir: str | Path, backend: str = "auto", *, precision: str = "fp32",
-         threads: int | None = None) -> Session:
-    """Open ``artifact_dir`` (written by ``deploykit export``) on ``backend`` ("auto" picks the best one here)."""
+         threads: int | None = None, spinning: bool = True) -> Session:
+    """Open ``artifact_dir`` (written by ``deploykit export``) on ``backend`` ("auto" picks the best one here).
+
+    ``spinning=False`` lets onnxruntime's idle threads sleep (for servers, whose own threads need the cores).
+    """
     if backend not in BACKENDS:
         raise DeployKitError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if precision not in PRECISION_MODELS:
@@ -286,8 +289,8 @@ def load(artifact_dir: str | Path, backend: str = "auto", *, precision: str = "f
     artifact = Artifact.open(artifact_dir)
     openers = {
         "trt": lambda: _open_trt(artifact, precision),
-        "ort-cuda": lambda: _open_ort(artifact, precision, "cuda", threads),
-        "ort-cpu": lambda: _open_ort(artifact, precision, "cpu", threads),
+        "ort-cuda": lambda: _open_ort(artifact, precision, "cuda", threads, spinning),
+        "ort-cpu": lambda: _open_ort(artifact, precision, "cpu", threads, spinning),
     }
     skipped: dict[str, str] = {}
     for name in _AUTO_ORDER if backend == "auto" else (backend,):

@@ -292,7 +292,7 @@ def _free_port():
 def test_cli_serves_and_stops_cleanly_on_sigint(artifacts):
     port = _free_port()
     process = subprocess.Popen([sys.executable, "-c", "from deploykit.cli import run; run()", "serve",
-                                str(artifacts["cbam"]), "--port", str(port), "--backend", "ort-cpu",
+                                str(artifacts["cbam"]), "--port", str(port), "--grpc-port", "0", "--backend", "ort-cpu",
                                 "--log-level", "warning"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "COLUMNS": "200"})

@@ -13,8 +13,9 @@ a pre-encoded binary-tensor request, or ``concurrency`` calls in flight on grpci
 the machine's cores with the server, as any client on the same host would; the load average before and
 after is recorded. Traffic goes to 127.0.0.1 only, and every run stops after its duration.
 
-``--target HOST:HTTP_PORT,GRPC_PORT`` measures an already running server instead (e.g. another
-implementation of the same protocol), with ``--label`` naming it.
+``--target LABEL=HOST:HTTP_PORT,GRPC_PORT`` (repeatable) adds an already running server on loopback to
+the interleaving, e.g. kserve's ModelServer (benchmarks/kserve_modelserver.py); ``--batching ""``
+starts none of deploykit's.
 """
 
 from __future__ import annotations
@@ -71,12 +72,20 @@ async def _http_worker(port: int, request: bytes, start_at: float, stop_at: floa
                 return
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
+            length, chunked = 0, False
             for line in head.split(b"\r\n")[1:]:
                 name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
+                name = name.strip().lower()
+                if name == b"content-length":
                     length = int(value)
-            await reader.readexactly(length)
+                elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                    chunked = True
+            if chunked:  # kserve's ModelServer streams binary responses in chunks
+                while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                    await reader.readexactly(size + 2)
+                await reader.readuntil(b"\r\n")
+            else:
+                await reader.readexactly(length)
             status = int(head[9:12])
             done = time.perf_counter()
             if now >= start_at:  # warm-up requests are sent but not counted
@@ -190,8 +199,8 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--server-args", default="", help="extra `deploykit serve` options, space-separated")
-    parser.add_argument("--target", default=None, help="HOST:HTTP_PORT,GRPC_PORT of a running server (loopback)")
-    parser.add_argument("--label", default=None, help="name of the --target server in the results")
+    parser.add_argument("--target", action="append", default=[],
+                        help="LABEL=HOST:HTTP_PORT,GRPC_PORT of a running server on loopback (repeatable)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     if args.duration > 60 or args.rounds > 10:
@@ -202,17 +211,17 @@ def main(argv=None) -> int:
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     servers, processes = {}, []
     try:
-        if args.target:
-            host, _, ports = args.target.partition(":")
+        for target in args.target:
+            label, _, address = target.partition("=")
+            host, _, ports = address.partition(":")
             if host not in (LOOPBACK, "localhost"):
                 parser.error("--target must be on loopback (127.0.0.1)")
             http_port, _, grpc_port = ports.partition(",")
-            servers[args.label or "target"] = {"http": int(http_port), "grpc": int(grpc_port or 0)}
-        else:
-            for mode in args.batching.split(","):
-                process, ports = start_server(args.artifacts, mode == "on", args.server_args.split())
-                processes.append(process)
-                servers[f"batching-{mode}"] = ports
+            servers[label] = {"http": int(http_port), "grpc": int(grpc_port or 0)}
+        for mode in filter(None, args.batching.split(",")):
+            process, ports = start_server(args.artifacts, mode == "on", args.server_args.split())
+            processes.append(process)
+            servers[f"batching-{mode}"] = ports
         cells = [(label, model, protocol, c) for model in models for protocol in protocols for c in concurrencies
                  for label in servers]
         samples = {cell: [] for cell in cells}

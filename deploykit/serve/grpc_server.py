@@ -9,7 +9,11 @@ protocol.check_input + array_from_bytes/array_from_values for each tensor, then 
 
 Implemented: ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata, ModelInfer (raw
 tensor contents or typed contents). The rest (shared memory, repository control, streaming,
-statistics, trace/log settings) answer UNIMPLEMENTED, the base servicer's default.
+statistics, trace/log settings) are not registered, so grpcio answers UNIMPLEMENTED.
+
+The handlers are registered here rather than with the generated add_..._to_server: its deserializers
+run before any servicer code, and grpcio turns a message that does not parse into INTERNAL ("Exception
+deserializing request!"), a server error; a client's garbage is an INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import numpy as np
+from google.protobuf.message import DecodeError
 from tritonclient.grpc import service_pb2 as pb
-from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from .. import __version__
 from ..errors import DeployKitError
@@ -76,7 +80,10 @@ def request_from_grpc(message, expected: dict[str, np.dtype]) -> InferRequest:
     return InferRequest(message.id or None, inputs, outputs, True)
 
 
-class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+SERVICE = "inference.GRPCInferenceService"
+
+
+class InferenceServicer:
     """GRPCInferenceService over a ModelRepository."""
 
     def __init__(self, repository: ModelRepository, metrics: ServerMetrics, workers: int):
@@ -135,6 +142,30 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             log.exception("internal error in ModelInfer for %s", message.model_name)
             context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
 
+    def handler(self):
+        """The grpcio handler for the implemented methods; each request is parsed here (see the docstring)."""
+
+        def parsed(method, request_class):
+            def call(raw: bytes, context):
+                try:
+                    message = request_class.FromString(raw)
+                except DecodeError as exc:
+                    return context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                         f"the request is not a valid {request_class.__name__} message: {exc}")
+                return method(message, context)
+
+            return call
+
+        methods = {"ServerLive": pb.ServerLiveRequest, "ServerReady": pb.ServerReadyRequest,
+                   "ModelReady": pb.ModelReadyRequest, "ServerMetadata": pb.ServerMetadataRequest,
+                   "ModelMetadata": pb.ModelMetadataRequest, "ModelInfer": pb.ModelInferRequest}
+        handlers = {}
+        for name, request_class in methods.items():
+            response_class = getattr(pb, request_class.__name__.replace("Request", "Response"))
+            handlers[name] = grpc.unary_unary_rpc_method_handler(
+                parsed(getattr(self, name), request_class), response_serializer=response_class.SerializeToString)
+        return grpc.method_handlers_generic_handler(SERVICE, handlers)
+
     def _response(self, name: str, request_id: str, results: dict[str, np.ndarray]):
         response = pb.ModelInferResponse(model_name=name, model_version=VERSION, id=request_id)
         for output, array in results.items():
@@ -158,7 +189,7 @@ class GrpcServer:
             maximum_concurrent_rpcs=max_concurrency,
             options=[("grpc.max_receive_message_length", max_message_bytes),
                      ("grpc.max_send_message_length", -1), ("grpc.so_reuseport", 0)])
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(self.servicer, self.server)
+        self.server.add_generic_rpc_handlers((self.servicer.handler(),))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             self.port = self.server.add_insecure_port(address)

@@ -43,8 +43,9 @@ def post(server, path, body: bytes, headers=None, timeout=30):
         connection.close()
 
 
-def raw_exchange(server, data: bytes, timeout=10.0, wait_close=True) -> bytes:
-    """Send raw bytes, return everything the server answers until it closes (or ``timeout``)."""
+def raw_exchange(server, data: bytes, timeout=10.0) -> bytes:
+    """Send raw bytes, return the server's answer: one response (by its Content-Length), or all it sends
+    until it closes (or ``timeout``)."""
     with socket.create_connection((server.host, server.port), timeout=timeout) as sock:
         sock.sendall(data)
         chunks = []
@@ -56,8 +57,11 @@ def raw_exchange(server, data: bytes, timeout=10.0, wait_close=True) -> bytes:
             if not chunk:
                 break
             chunks.append(chunk)
-            if not wait_close and b"\r\n\r\n" in b"".join(chunks):
-                break
+            received = b"".join(chunks)
+            if b"\r\n\r\n" in received:
+                _, headers, body = split_response(received)
+                if "content-length" in headers and len(body) >= int(headers["content-length"]):
+                    break
         return b"".join(chunks)
 
 

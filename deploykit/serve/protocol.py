@@ -93,8 +93,10 @@ def check_input(name, datatype, shape, expected: dict[str, np.dtype], seen) -> t
     if datatype != want:
         raise RequestError(f"{where} has datatype {datatype!r}, the model expects {want!r}")
     if not isinstance(shape, (list, tuple)) or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-        raise RequestError(f"{where}.shape must be a list of non-negative integers, got {shape!r}")
+            isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2 ** 63 for d in shape):
+        got = repr(shape)
+        raise RequestError(f"{where}.shape must be a list of non-negative integers below 2**63 (int64), "
+                           f"got {got if len(got) <= 80 else got[:80] + '...'}")
     return where, tuple(shape), math.prod(shape)
 
 

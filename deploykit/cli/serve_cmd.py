@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
 from pathlib import Path
 
 import click
@@ -108,6 +109,12 @@ def command(artifact_dirs, host, port, grpc_port, no_grpc, batching, max_batch, 
                           "; ".join(f"{k}: {v}" for k, v in model.session.skipped.items()) or "-")
         out.print(table)
 
+    def stop_on_sigterm(signum, frame):
+        # uvicorn handles SIGTERM (graceful shutdown), then re-raises it to the handler it found: this one,
+        # so that an orchestrator's stop (Kubernetes sends SIGTERM) ends like Ctrl-C, with exit code 0
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         serve(list(artifact_dirs), host=host, port=port, grpc_port=None if no_grpc else grpc_port, backend=backend,
               workers=workers, max_body_bytes=int(max_body_mb * 1024 * 1024), max_concurrency=max_concurrency,

@@ -176,6 +176,36 @@ def start_server(artifacts: Path, batching: bool, extra: list[str]):
     return process, {"http": http_port, "grpc": grpc_port}
 
 
+def server_breakdown(port: int) -> dict:
+    """Where a deploykit server's time went, from its own /metrics: per model, runs, mean batch rows,
+    and the seconds spent computing and queueing (summed over all requests of the benchmark)."""
+    import http.client
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
+    connection.request("GET", "/metrics")
+    response = connection.getresponse()
+    if response.status != 200:
+        return {}
+    values: dict = {}
+    for family in text_string_to_metric_families(response.read().decode()):
+        for sample in family.samples:
+            model = sample.labels.get("model")
+            if model:
+                key = sample.name + (f"/{sample.labels['protocol']}" if "protocol" in sample.labels else "")
+                values.setdefault(model, {})[key] = sample.value
+    out = {}
+    for model, v in values.items():
+        runs = v.get("deploykit_executions_total", 0)
+        out[model] = {"runs": runs, "rows": v.get("deploykit_inferences_total", 0),
+                      "mean_batch": v.get("deploykit_inferences_total", 0) / runs if runs else 0.0,
+                      "compute_s": v.get("deploykit_compute_duration_seconds_sum", 0.0),
+                      "queue_s": v.get("deploykit_queue_duration_seconds_sum", 0.0),
+                      "request_s": sum(x for k, x in v.items() if k.startswith("deploykit_request_duration_seconds_sum"))}
+    return out
+
+
 def summarize(samples: list[dict]) -> dict:
     latencies = sorted(x for s in samples for x in s["latencies"])
     seconds = sum(s["seconds"] for s in samples)
@@ -235,6 +265,8 @@ def main(argv=None) -> int:
                 print(f"round {round_index + 1} {label:>14} {model:>9} {protocol:>4} c={c:<3} "
                       f"{len(sample['latencies']) / sample['seconds']:8.1f} req/s", flush=True)
         load_after = os.getloadavg()
+        breakdown = {label: server_breakdown(servers[label]["http"]) for label in servers
+                     if label.startswith("batching-")}
     finally:
         for process in processes:
             process.terminate()
@@ -248,13 +280,18 @@ def main(argv=None) -> int:
     result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "started": started,
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
               "load_average_before": load_before, "load_average_after": load_after,
-              "duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds, "rows": rows}
+              "duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds, "rows": rows,
+              "server_breakdown": breakdown}
     print(f"\nload average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
           f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     print(f"{'server':>14} {'model':>9} {'proto':>5} {'conc':>4} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
     for r in rows:
         print(f"{r['server']:>14} {r['model']:>9} {r['protocol']:>5} {r['concurrency']:>4} {r['throughput']:8.1f} "
               f"{r.get('p50_ms', float('nan')):7.2f} {r.get('p99_ms', float('nan')):7.2f} {r['errors']:>6}")
+    for label, models in breakdown.items():
+        for model, b in models.items():
+            print(f"{label:>14} {model:>9}: {b['rows']:.0f} rows in {b['runs']:.0f} runs (mean batch "
+                  f"{b['mean_batch']:.2f}), compute {b['compute_s']:.1f} s, queue {b['queue_s']:.1f} s")
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
     return 0

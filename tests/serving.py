@@ -6,6 +6,8 @@ import contextlib
 import http.client
 import json
 import socket
+import subprocess
+import time
 
 from deploykit.serve import BackgroundServer, ModelRepository, create_app
 from deploykit.serve.metrics import ServerMetrics
@@ -79,3 +81,35 @@ def json_request(name, shape, datatype="FP32", data=None) -> bytes:
         count *= d
     return json.dumps({"inputs": [{"name": name, "shape": shape, "datatype": datatype,
                                    "data": data if data is not None else [0.5] * count}]}).encode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_ready(client, process, timeout: float = 60.0) -> None:
+    """Poll a tritonclient until the server in ``process`` is ready; fail with its output if it exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if client.is_server_ready():
+                return
+        except Exception:  # not listening yet
+            pass
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"the server did not become ready within {timeout:.0f} s"
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def server_process(command, env):
+    """A server subprocess (text pipes), killed on exit if the test left it running."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

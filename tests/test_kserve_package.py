@@ -5,10 +5,7 @@ import importlib.util
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +23,7 @@ from deploykit.serve.kserve import kserve_models, package_kserve  # noqa: E402
 from deploykit.triton import read_config  # noqa: E402
 
 from .artifact_cache import artifact_copy  # noqa: E402
+from .serving import free_port, server_process, wait_until_ready  # noqa: E402
 
 # kserve itself is imported only in deploykit's child process: kserve and tritonclient.grpc cannot be
 # imported into one process (both register the KServe v2 gRPC messages in protobuf's default pool).
@@ -75,35 +73,18 @@ def test_the_triton_repository_the_manifest_points_at(packaged):
     assert (out / "triton/cbam/1/model.onnx").read_bytes() == (artifact / "model.onnx").read_bytes()
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_the_predictor_entrypoint_serves_the_packaged_artifact(packaged):
     artifact, out, _ = packaged
     entrypoint = out / "predictor" / "entrypoint.sh"
     assert os.access(entrypoint, os.X_OK)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MODEL_DIR": str(out / "artifact" / "cbam"), "HTTP_PORT": str(port), "GRPC_PORT": "0",
            "DEPLOYKIT_BACKEND": "ort-cpu", "DEPLOYKIT_LOG_LEVEL": "warning",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", "COLUMNS": "200"}
     # the entrypoint listens on 0.0.0.0 (a pod's address); this test only talks to it over loopback
-    process = subprocess.Popen(["sh", str(entrypoint)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    try:
+    with server_process(["sh", str(entrypoint)], env) as process:
         client = http_client.InferenceServerClient(f"127.0.0.1:{port}", connection_timeout=2)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if client.is_server_ready():
-                    break
-            except Exception:
-                pass
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the predictor did not become ready within 60 s"
-            time.sleep(0.2)
+        wait_until_ready(client, process)
         x = np.random.default_rng(0).standard_normal((2, 64, 16, 16), dtype=np.float32)
         tensor = http_client.InferInput("x", list(x.shape), "FP32")
         tensor.set_data_from_numpy(x)
@@ -111,12 +92,8 @@ def test_the_predictor_entrypoint_serves_the_packaged_artifact(packaged):
         client.close()
         with runtime.load(artifact, backend="ort-cpu") as session:
             np.testing.assert_array_equal(y, session.run({"x": x})["y"])
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)  # what Kubernetes sends to stop a pod
         _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 0, stderr
 
 

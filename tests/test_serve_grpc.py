@@ -208,3 +208,19 @@ def test_metrics_count_the_requests_sent(artifacts):
     assert value("deploykit_request_duration_seconds_count", model="cbam", protocol="http") == 7
     assert value("deploykit_request_duration_seconds_count", model="cbam", protocol="grpc") == 4
     assert value("deploykit_compute_duration_seconds_sum", model="cbam") > 0
+
+
+def test_a_taken_grpc_port_is_one_clear_error():
+    import socket
+
+    from deploykit.errors import DeployKitError
+    from deploykit.serve import ModelRepository
+    from deploykit.serve.grpc_server import GrpcServer
+    from deploykit.serve.metrics import ServerMetrics
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(DeployKitError, match=f"cannot listen for gRPC on 127.0.0.1:{port}"):
+            GrpcServer(ModelRepository({}), ServerMetrics(), port=port, max_message_bytes=1 << 20)

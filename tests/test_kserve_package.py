@@ -73,6 +73,7 @@ def test_the_triton_repository_the_manifest_points_at(packaged):
     assert (out / "triton/cbam/1/model.onnx").read_bytes() == (artifact / "model.onnx").read_bytes()
 
 
+@pytest.mark.slow  # starts a server process (~6 s on 2 shared cores)
 def test_the_predictor_entrypoint_serves_the_packaged_artifact(packaged):
     artifact, out, _ = packaged
     entrypoint = out / "predictor" / "entrypoint.sh"
@@ -97,6 +98,7 @@ def test_the_predictor_entrypoint_serves_the_packaged_artifact(packaged):
     assert process.returncode == 0, stderr
 
 
+@pytest.mark.slow  # two more packaging runs, each with a kserve child process
 def test_rewrites_its_own_files_but_not_a_users(packaged):
     artifact, out, _ = packaged
     package_kserve(artifact, out, storage_uri="s3://models/cbam/", namespace="vision", max_batch=4)  # no --force

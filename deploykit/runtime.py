@@ -30,13 +30,13 @@ from .runners.backends import AUTO_ORDER, BACKENDS as BACKEND_TABLE, Backend
 BACKENDS = ("auto", "trt", "ort-trt", "ort-cuda", "ort-cpu")
 
 
-def _activate(backend: Backend, artifact: Artifact, precision: str, threads: int | None):
+def _activate(backend: Backend, artifact: Artifact, precision: str, threads: int | None, spinning: bool = True):
     """The backend's runner on ``artifact``, entered; BackendUnavailable with the reason otherwise.
 
     The TensorRT runner probes TensorRT and the GPU in a subprocess and checks the engine's sidecar
     (TensorRT version, GPU, plan sha256) before it deserializes anything; the onnxruntime runner
     refuses a session that fell back to CPU."""
-    runner = backend.open(artifact, precision, threads=threads)
+    runner = backend.open(artifact, precision, threads=threads, spinning=spinning)
     try:
         runner.__enter__()
     except DeployKitError as exc:
@@ -118,8 +118,11 @@ class Session:
 
 
 def load(artifact_dir: str | Path, backend: str = "auto", *, precision: str = "fp32",
-         threads: int | None = None) -> Session:
-    """Open ``artifact_dir`` (written by ``deploykit export``) on ``backend`` ("auto" picks the best one here)."""
+         threads: int | None = None, spinning: bool = True) -> Session:
+    """Open ``artifact_dir`` (written by ``deploykit export``) on ``backend`` ("auto" picks the best one here).
+
+    ``spinning=False`` lets onnxruntime's idle threads sleep (for servers, whose own threads need the cores).
+    """
     if backend not in BACKENDS:
         raise DeployKitError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if precision not in PRECISION_MODELS:
@@ -128,7 +131,7 @@ def load(artifact_dir: str | Path, backend: str = "auto", *, precision: str = "f
     skipped: dict[str, str] = {}
     for name in AUTO_ORDER if backend == "auto" else (backend,):
         try:
-            runner = _activate(BACKEND_TABLE[name], artifact, precision, threads)
+            runner = _activate(BACKEND_TABLE[name], artifact, precision, threads, spinning)
         except BackendUnavailable as exc:
             if backend != "auto":
                 raise DeployKitError(f"{artifact.dir}: backend {name} is not available: {exc}") from None

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -26,6 +25,7 @@ from deploykit.serve import BackgroundServer, ModelRepository, create_app  # noq
 
 from .artifact_cache import exported_artifact  # noqa: E402
 from .conftest import RECIPES  # noqa: E402
+from .serving import free_port, server_process, wait_until_ready  # noqa: E402
 
 MAX_BODY = 2 * 1024 * 1024  # small, so the oversized-body case is cheap
 
@@ -283,40 +283,18 @@ def test_inference_does_not_block_the_event_loop_and_shutdown_is_clean(artifacts
     assert not repository.models["cbam"].session.runner.active
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_cli_serves_and_stops_cleanly_on_sigint(artifacts):
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "-c", "from deploykit.cli import run; run()", "serve",
-                                str(artifacts["cbam"]), "--port", str(port), "--backend", "ort-cpu",
-                                "--log-level", "warning"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "COLUMNS": "200"})
-    try:
+    port = free_port()
+    command = [sys.executable, "-c", "from deploykit.cli import run; run()", "serve", str(artifacts["cbam"]),
+               "--port", str(port), "--grpc-port", "0", "--backend", "ort-cpu", "--log-level", "warning"]
+    with server_process(command, {**os.environ, "COLUMNS": "200"}) as process:
         client = http_client.InferenceServerClient(f"127.0.0.1:{port}", connection_timeout=2)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if client.is_server_ready():
-                    break
-            except Exception:
-                pass
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "deploykit serve did not become ready within 60 s"
-            time.sleep(0.2)
+        wait_until_ready(client, process)
         y = client.infer("cbam", _inputs({"x": np.ones((1, 64, 8, 8), np.float32)})).as_numpy("y")
         assert y.shape == (1, 64, 8, 8)
         client.close()
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 0, stderr
     assert "cbam" in stderr and "stopped" in stderr
 

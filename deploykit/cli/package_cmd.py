@@ -1,4 +1,4 @@
-"""deploykit package: an artifact as a Triton Inference Server model repository entry."""
+"""deploykit package: an artifact as a Triton model repository entry and/or KServe InferenceServices."""
 
 from __future__ import annotations
 
@@ -13,8 +13,16 @@ from .common import console, echo_json, json_option, out_option
 
 @click.command("package")
 @click.argument("name")
-@click.option("--triton", "repo_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("--triton", "repo_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Triton model repository to write <NAME>/config.pbtxt and <NAME>/1/model.* into.")
+@click.option("--kserve", "kserve_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for KServe: InferenceServices for Triton and for deploykit's server, the Triton "
+                   "repository, the artifact, the predictor's entrypoint and Dockerfile.")
+@click.option("--storage-uri", default=None,
+              help="[--kserve] Where the folder's triton/ and artifact/ are uploaded (default pvc://deploykit-models/NAME).")
+@click.option("--image", default=None, help="[--kserve] The custom predictor's image (default deploykit-predictor:VERSION).")
+@click.option("--namespace", default=None, help="[--kserve] Kubernetes namespace of the InferenceServices.")
+@click.option("--service-name", default=None, help="[--kserve] InferenceService name prefix (default: NAME, '_' -> '-').")
 @click.option("--backend", type=click.Choice(TRITON_BACKENDS), default="auto", show_default=True,
               help="auto / ort-cpu / ort-cuda ship the ONNX to Triton's onnxruntime backend (auto lets Triton place it, "
                    "the others pin its instances to the CPU / a GPU); ort-trt adds onnxruntime's TensorRT "
@@ -29,8 +37,9 @@ from .common import console, echo_json, json_option, out_option
 @click.option("--force", is_flag=True, help="Overwrite files deploykit did not write (or that changed since).")
 @out_option
 @json_option
-def command(name, repo_dir, backend, max_batch, dynamic_batching, precision, model_name, force, out_dir, as_json):
-    """Package an artifact for Triton Inference Server.
+def command(name, repo_dir, kserve_dir, storage_uri, image, namespace, service_name, backend, max_batch,
+            dynamic_batching, precision, model_name, force, out_dir, as_json):
+    """Package an artifact for Triton Inference Server and/or KServe.
 
     \b
     Writes REPO/NAME/config.pbtxt and REPO/NAME/1/model.onnx (or model.plan).
@@ -45,16 +54,32 @@ def command(name, repo_dir, backend, max_batch, dynamic_batching, precision, mod
       deploykit package cbam --triton repo/ --max-batch 8 --dynamic-batching
       deploykit package cbam --triton repo/ --backend ort-trt --precision fp16
       deploykit package cbam --triton repo/ --backend trt   # after deploykit build-trt cbam
+      deploykit package composite --kserve deploy/ --storage-uri s3://bucket/composite
     \b
     Then: tritonserver --model-repository repo/  (same client as `deploykit serve`)
+    \b
+    --kserve DIR writes DIR/inferenceservice-triton.yaml (KServe's Triton
+    runtime over DIR/triton) and DIR/inferenceservice-deploykit.yaml
+    (deploykit serve as a custom predictor, image from DIR/predictor/),
+    both validated with kserve's own V1beta1 models. Upload DIR/triton and
+    DIR/artifact to --storage-uri, then kubectl apply -f the manifests.
     """
+    from ..errors import DeployKitError
     from ..serve.triton import package_triton
 
-    model = package_triton(Path(out_dir) / name, repo_dir, backend=backend, max_batch=max_batch,
-                           dynamic_batching=dynamic_batching, precision=precision,
-                           name=model_name, force=force)
+    if repo_dir is None and kserve_dir is None:
+        raise DeployKitError("say where to package: --triton REPO and/or --kserve DIR")
+    options = dict(backend=backend, max_batch=max_batch, dynamic_batching=dynamic_batching,
+                   precision=precision, name=model_name, force=force)
+    kserve = None
+    if kserve_dir is not None:
+        from ..serve.kserve import package_kserve
+
+        kserve = package_kserve(Path(out_dir) / name, kserve_dir, storage_uri=storage_uri, image=image,
+                                namespace=namespace, service=service_name, **options)
+    model = package_triton(Path(out_dir) / name, repo_dir, **options) if repo_dir is not None else kserve.triton
     if as_json:
-        echo_json(model.summary())
+        echo_json({**model.summary(), **({"kserve": kserve.summary()} if kserve else {})})
         return
     from rich.table import Table
 
@@ -70,3 +95,8 @@ def command(name, repo_dir, backend, max_batch, dynamic_batching, precision, mod
     out.print(f"batching: {summary['batch']}")
     for path in model.written:
         out.print(f"wrote {path}")
+    if kserve is not None:
+        for path in kserve.written[len(kserve.triton.written):]:
+            out.print(f"wrote {path}")
+        out.print(f"then: upload {kserve.dir}/triton and {kserve.dir}/artifact to the storage URI, "
+                  f"build {kserve.dir}/predictor/ for the deploykit predictor, kubectl apply -f {kserve.dir}/")

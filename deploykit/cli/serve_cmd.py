@@ -1,8 +1,9 @@
-"""deploykit serve: artifacts behind a KServe v2 HTTP server (the protocol Triton speaks)."""
+"""deploykit serve: artifacts behind a KServe v2 HTTP + gRPC server (the protocol Triton speaks)."""
 
 from __future__ import annotations
 
 import ipaddress
+import signal
 from pathlib import Path
 
 import click
@@ -25,7 +26,17 @@ def _is_loopback(host: str) -> bool:
 @click.argument("artifact_dirs", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but loopback exposes the models (no authentication).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0 picks a free port.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="HTTP port (KServe v2 REST and /metrics); 0 picks a free port.")
+@click.option("--grpc-port", type=click.IntRange(0, 65535), default=8001, show_default=True,
+              help="KServe v2 gRPC port (what tritonclient.grpc speaks); 0 picks a free port.")
+@click.option("--no-grpc", is_flag=True, help="Serve HTTP only.")
+@click.option("--batching/--no-batching", default=True, show_default=True,
+              help="Dynamic batching: concurrent requests of equal non-batch dims run as one batch.")
+@click.option("--max-batch", type=click.IntRange(1), default=None,
+              help="Largest batch the batcher forms (default: the artifact's batch max).")
+@click.option("--max-delay-ms", type=click.FloatRange(0, 1000), default=2.0, show_default=True,
+              help="How long the oldest queued request waits for others to join its batch.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="auto: a matching TensorRT engine, else onnxruntime CUDA, else onnxruntime CPU.")
 @click.option("--workers", type=click.IntRange(1, 256), default=None,
@@ -33,22 +44,28 @@ def _is_loopback(host: str) -> bool:
 @click.option("--max-body-mb", type=click.FloatRange(min=0.001), default=64.0, show_default=True,
               help="Largest request body accepted (after decompression); bigger ones get 413.")
 @click.option("--max-concurrency", type=click.IntRange(1), default=64, show_default=True,
-              help="Open connections + requests in flight; beyond it the server answers 503.")
+              help="Requests in flight (per protocol); beyond it HTTP answers 503, gRPC RESOURCE_EXHAUSTED.")
+@click.option("--read-timeout", type=click.FloatRange(min=0.05), default=10.0, show_default=True,
+              help="Seconds without a byte of a request's headers or body before the server answers 408 and closes.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True)
-def command(artifact_dirs, host, port, backend, workers, max_body_mb, max_concurrency, log_level):
-    """Serve artifacts over HTTP with the KServe v2 inference protocol.
+def command(artifact_dirs, host, port, grpc_port, no_grpc, batching, max_batch, max_delay_ms, backend, workers,
+            max_body_mb, max_concurrency, read_timeout, log_level):
+    """Serve artifacts over HTTP and gRPC with the KServe v2 inference protocol.
 
     \b
-    Triton's clients work unchanged: server/model metadata and readiness,
-    POST /v2/models/NAME/infer with JSON or binary tensors. Inputs are
-    checked against each artifact's declared shapes and ranges (400 with
-    the reason). Ctrl-C stops accepting, finishes in-flight requests, exits.
+    Triton's clients (tritonclient.http and tritonclient.grpc) work
+    unchanged: server/model metadata and readiness, infer with JSON or
+    binary tensors (HTTP) or raw tensor contents (gRPC). Inputs are
+    checked against each artifact's declared shapes and ranges (400 /
+    INVALID_ARGUMENT with the reason). Prometheus metrics at /metrics.
+    Ctrl-C stops accepting, finishes in-flight requests, exits.
 
     \b
     Examples:
       deploykit serve artifacts/cbam
-      deploykit serve artifacts/cbam artifacts/fpn --port 8080 --backend ort-cpu
+      deploykit serve artifacts/cbam artifacts/fpn --port 8080 --grpc-port 8081 --backend ort-cpu
+      deploykit serve artifacts/composite --no-batching
     \b
       # then, in Python (pip install "tritonclient[http]"):
       import numpy as np, tritonclient.http as http
@@ -60,8 +77,13 @@ def command(artifact_dirs, host, port, backend, workers, max_body_mb, max_concur
     if not artifact_dirs:
         raise DeployKitError("name at least one artifact folder to serve, e.g. `deploykit serve artifacts/cbam`")
     try:
-        import starlette  # noqa: F401  (checked here for a one-line error instead of a traceback)
+        import prometheus_client  # noqa: F401  (checked here for a one-line error instead of a traceback)
+        import starlette  # noqa: F401
         import uvicorn  # noqa: F401
+
+        if not no_grpc:
+            import grpc  # noqa: F401
+            import tritonclient.grpc  # noqa: F401
 
         from .. import serve as serving
         from ..serve.server import serve
@@ -71,23 +93,32 @@ def command(artifact_dirs, host, port, backend, workers, max_body_mb, max_concur
     if not _is_loopback(host):
         out.print(f"[yellow]serving on {host}: reachable from the network, with no authentication[/yellow]")
 
-    def on_loaded(repository: serving.ModelRepository, bound_port: int):
+    def on_loaded(repository: serving.ModelRepository, bound_port: int, bound_grpc: int | None, notes: dict):
         from rich.table import Table
 
-        table = Table(title=f"deploykit serve on http://{host}:{bound_port}")
-        for col in ("model", "backend", "inputs", "outputs", "passed over"):
+        title = f"deploykit serve on http://{host}:{bound_port}" + (f" and grpc {host}:{bound_grpc}"
+                                                                    if bound_grpc is not None else "")
+        table = Table(title=title)
+        for col in ("model", "backend", "inputs", "outputs", "batching", "passed over"):
             table.add_column(col)
         for model in repository.models.values():
             meta = model.metadata()
             table.add_row(model.name, model.session.backend,
                           " ".join(f"{t['name']}{t['shape']}" for t in meta["inputs"]),
-                          " ".join(t["name"] for t in meta["outputs"]),
+                          " ".join(t["name"] for t in meta["outputs"]), notes.get(model.name, "-"),
                           "; ".join(f"{k}: {v}" for k, v in model.session.skipped.items()) or "-")
         out.print(table)
 
+    def stop_on_sigterm(signum, frame):
+        # uvicorn handles SIGTERM (graceful shutdown), then re-raises it to the handler it found: this one,
+        # so that an orchestrator's stop (Kubernetes sends SIGTERM) ends like Ctrl-C, with exit code 0
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
-        serve(list(artifact_dirs), host=host, port=port, backend=backend, workers=workers,
-              max_body_bytes=int(max_body_mb * 1024 * 1024), max_concurrency=max_concurrency,
+        serve(list(artifact_dirs), host=host, port=port, grpc_port=None if no_grpc else grpc_port, backend=backend,
+              workers=workers, max_body_bytes=int(max_body_mb * 1024 * 1024), max_concurrency=max_concurrency,
+              batching=batching, max_batch=max_batch, max_delay_ms=max_delay_ms, read_timeout=read_timeout,
               log_level=log_level, on_loaded=on_loaded)
     except KeyboardInterrupt:
         # uvicorn re-raises the SIGINT it handled after its graceful shutdown: that is a clean stop here

@@ -87,10 +87,11 @@ class Backend:
         return self.machine_problem()
 
     def runner(self, path: str | Path | bytes, *, threads: int | None = None, prepare_qdq: bool = False,
-               reference=None, recipe=None):
+               spinning: bool = True, reference=None, recipe=None):
         """An inactive runner over ``path`` (enter it with ``with``); ``torch`` takes the module as ``reference``.
 
-        ``prepare_qdq``: run a TensorRT-style Q/DQ model as onnxruntime's x86 kernels want it (ort_qdq.py)."""
+        ``prepare_qdq``: run a TensorRT-style Q/DQ model as onnxruntime's x86 kernels want it (ort_qdq.py);
+        ``spinning=False``: onnxruntime's idle threads sleep (a server's own threads need the cores)."""
         if self.kind == "torch":
             from .torch_runner import TorchRunner
 
@@ -98,7 +99,8 @@ class Backend:
         if self.kind == "ort":
             from .ort_runner import OrtRunner
 
-            return OrtRunner(path, providers=list(self.providers), threads=threads, prepare_qdq=prepare_qdq)
+            return OrtRunner(path, providers=list(self.providers), threads=threads, prepare_qdq=prepare_qdq,
+                             spinning=spinning)
         if self.kind == "ref":
             from .ref_runner import ReferenceRunner
 
@@ -108,7 +110,7 @@ class Backend:
         return TrtRunner(path)
 
     def open(self, artifact: Artifact, precision: str = "fp32", *, recipe=None, threads: int | None = None,
-             prepare_qdq: bool = False):
+             prepare_qdq: bool = False, spinning: bool = True):
         """An inactive runner over ``artifact``'s file for ``precision``; BackendUnavailable with the reason
         when this machine or the artifact cannot run it."""
         problem = self.unavailable(artifact, precision)
@@ -116,7 +118,7 @@ class Backend:
             raise BackendUnavailable(problem)
         reference = artifact.reference_model(recipe) if self.kind == "torch" else None
         return self.runner(artifact.path(self.file(precision)), threads=threads, prepare_qdq=prepare_qdq,
-                           reference=reference, recipe=recipe)
+                           spinning=spinning, reference=reference, recipe=recipe)
 
 
 _CPU = "CPUExecutionProvider"

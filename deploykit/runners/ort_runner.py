@@ -15,7 +15,7 @@ from ..onnx_graph import axis_of, numpy_dtype_of_type_string
 from ..recipe.spec import TensorSpec
 from .base import Runner
 
-def session_options(threads: int | None = None, optimization: str = "all"):
+def session_options(threads: int | None = None, optimization: str = "all", spinning: bool = True):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -28,6 +28,10 @@ def session_options(threads: int | None = None, optimization: str = "all"):
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+    if not spinning:
+        # idle intra-op threads sleep instead of spinning: a server's own threads (HTTP/gRPC decoding)
+        # need those cores between runs (measured: composite, batching, concurrency 16: 1.35x req/s)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return opts
 
@@ -36,8 +40,10 @@ class OrtRunner(Runner):
     name = "ort"
 
     def __init__(self, model: str | Path | bytes, providers: list[str] | None = None,
-                 threads: int | None = None, optimization: str = "all", prepare_qdq: bool = False):
+                 threads: int | None = None, optimization: str = "all", prepare_qdq: bool = False,
+                 spinning: bool = True):
         super().__init__()
+        self.spinning = spinning
         self.model = model
         self.requested = providers or ["CPUExecutionProvider"]
         self.threads = threads
@@ -66,7 +72,8 @@ class OrtRunner(Runner):
         providers = [p for p in self.requested if p in available]
         try:
             self.session = ort.InferenceSession(
-                source, sess_options=session_options(self.threads, self.optimization), providers=providers
+                source, sess_options=session_options(self.threads, self.optimization, self.spinning),
+                providers=providers
             )
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise DeployKitError(f"onnxruntime cannot load the model: {first_line(exc)}") from None

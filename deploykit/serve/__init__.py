@@ -1,13 +1,19 @@
-"""``deploykit serve``: artifacts behind the KServe v2 HTTP protocol, so Triton's own clients work unchanged.
+"""``deploykit serve``: artifacts behind the KServe v2 protocol over HTTP and gRPC, so Triton's own clients work unchanged.
 
-    protocol.py    request parsing / response encoding (JSON and binary tensor data)
-    body.py        body size limits and Content-Encoding
-    repository.py  the served models (runtime sessions) and their metadata
-    app.py         the Starlette routes, error mapping, the inference thread pool
-    server.py      uvicorn in the foreground (CLI) or a background thread (tests)
+    protocol.py       request parsing / response encoding (JSON and binary tensor data); the per-tensor checks
+                      both protocols share
+    body.py           body size limits, read timeout and Content-Encoding
+    repository.py     the served models (runtime sessions), their metadata, the one infer path
+    batching.py       dynamic batching along the batch axis
+    metrics.py        Prometheus counters and histograms (GET /metrics)
+    app.py            the Starlette routes, error mapping, concurrency limit, the inference thread pool
+    http_protocol.py  uvicorn's h11 protocol with JSON 400/408 and a header read timeout
+    grpc_server.py    the GRPCInferenceService on grpcio (tritonclient's compiled protos)
+    server.py         uvicorn (+ gRPC) in the foreground (CLI) or a background thread (tests)
+    kserve.py         `package --kserve`: InferenceServices (kserve_models.py runs kserve in a child process)
 
-The web stack (starlette, uvicorn) is imported only by app.py and server.py, so importing this
-package, like ``import deploykit``, needs neither.
+The web stack (starlette, uvicorn, grpcio, prometheus-client) is imported only by the modules that
+serve, so importing this package, like ``import deploykit``, needs none of it.
 """
 
 from .repository import ModelRepository

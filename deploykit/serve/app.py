@@ -19,22 +19,56 @@ from functools import partial
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import __version__
-from .body import DEFAULT_MAX_BODY_BYTES, decode_body, encode_body, read_body
+from .body import DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT_S, decode_body, encode_body, read_body
+from .metrics import ServerMetrics
 from .protocol import HEADER_LENGTH, RequestError, encode_infer_response, parse_infer_request
 from .repository import VERSION, ModelRepository
 
 log = logging.getLogger("deploykit.serve")
 EXTENSIONS = ["binary_tensor_data"]
+DEFAULT_MAX_CONCURRENCY = 64
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    headers = {"Connection": "close"} if status == 413 else None  # the unread body is not worth reading
+    # 413: the unread body is not worth reading; 408: the rest of the body is not coming
+    headers = {"Connection": "close"} if status in (408, 413) else None
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class ConcurrencyLimit:
+    """ASGI middleware: at most ``limit`` requests in flight, a JSON 503 beyond (uvicorn's is plain text).
+
+    This bounds what request bodies can hold at once (limit x max body bytes). Metrics, health and
+    readiness probes are exempt: an orchestrator must see a busy server as alive, not as dead.
+    """
+
+    EXEMPT = ("/metrics", "/v2/health/live", "/v2/health/ready")
+
+    def __init__(self, app, limit: int | None):
+        self.app = app
+        self.limit = limit
+        self.active = 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or self.limit is None or scope["path"] in self.EXEMPT:
+            return await self.app(scope, receive, send)
+        if self.active >= self.limit:
+            response = _error(503, f"the server has {self.active} requests in flight, its limit "
+                                   "(deploykit serve --max-concurrency); retry later")
+            response.headers["Retry-After"] = "1"
+            response.headers["Connection"] = "close"
+            return await response(scope, receive, send)
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
 
 
 async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
@@ -42,7 +76,7 @@ async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    routes = "/v2, /v2/health/{live,ready}, /v2/models/NAME[/ready|/infer]"
+    routes = "/v2, /v2/health/{live,ready}, /v2/models/NAME[/ready|/infer], /metrics"
     message = {404: f"no route {request.url.path} (KServe v2: {routes})",
                405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, exc.detail)
     return _error(exc.status_code, message)
@@ -53,11 +87,11 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(500, f"internal error: {type(exc).__name__}: {exc}")
 
 
-def _infer_sync(model, body: bytes, header_length: int | None, headers, limit: int) -> Response:
+def _infer_sync(model, body: bytes, header_length: int | None, headers, limit: int, arrival) -> Response:
     """Everything CPU-bound about one request, run in the worker pool."""
     body = decode_body(body, headers.get("content-encoding"), limit)
     request = parse_infer_request(body, header_length, {t.name: t.dtype for t in model.session.inputs})
-    results = model.infer(request)
+    results = model.infer(request, arrival)
     content, json_length = encode_infer_response(model.name, VERSION, request, results)
     content, coding = encode_body(content, headers.get("accept-encoding"))
     response_headers = {"Content-Encoding": coding} if coding else {}
@@ -68,9 +102,19 @@ def _infer_sync(model, body: bytes, header_length: int | None, headers, limit: i
 
 
 def create_app(repository: ModelRepository, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               workers: int | None = None) -> Starlette:
-    """A KServe v2 app serving every model in ``repository`` (which the caller opens and closes)."""
-    workers = workers or min(8, os.cpu_count() or 1)
+               workers: int | None = None, metrics: ServerMetrics | None = None,
+               max_concurrency: int | None = DEFAULT_MAX_CONCURRENCY,
+               read_timeout: float | None = DEFAULT_READ_TIMEOUT_S) -> Starlette:
+    """A KServe v2 app serving every model in ``repository`` (which the caller opens and closes).
+
+    ``metrics`` (a ServerMetrics, shared with the gRPC server) is exposed at /metrics; the app makes
+    its own when none is given.
+    """
+    batching = any(m.batcher is not None for m in repository.models.values())
+    # with a batcher a worker mostly waits for its batch, so the pool must hold every request in flight
+    # for batches to fill; without one, each worker runs the model and more workers only split the cores
+    workers = workers or ((max_concurrency or 64) if batching else min(8, os.cpu_count() or 1))
+    metrics = metrics or ServerMetrics()
     state = {"ready": False, "pool": None}
 
     @contextlib.asynccontextmanager
@@ -104,19 +148,27 @@ def create_app(repository: ModelRepository, *, max_body_bytes: int = DEFAULT_MAX
         return JSONResponse({"name": model.name, "ready": state["ready"]}, status_code=200 if state["ready"] else 503)
 
     async def infer(request):
-        # the body first, even for errors found without it: a client still sending when the reply and
-        # the close arrive gets a connection reset instead of the message
-        body = await read_body(request, max_body_bytes)
         params = request.path_params
-        model = repository.get(params["name"], params.get("version"))
-        header_length = request.headers.get(HEADER_LENGTH.lower())
-        if header_length is not None:
-            if not header_length.isdigit():
-                raise RequestError(f"{HEADER_LENGTH} {header_length!r} is not a number")
-            header_length = int(header_length)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            state["pool"], partial(_infer_sync, model, body, header_length, request.headers, max_body_bytes))
+        known = repository.models.get(params["name"])
+        counted = metrics.request(known.name, "http") if known is not None else contextlib.nullcontext()
+        arriving = known.arriving() if known is not None else contextlib.nullcontext()
+        with counted, arriving as arrival:
+            # the body first, even for errors found without it: a client still sending when the reply and
+            # the close arrive gets a connection reset instead of the message
+            body = await read_body(request, max_body_bytes, read_timeout)
+            model = repository.get(params["name"], params.get("version"))
+            header_length = request.headers.get(HEADER_LENGTH.lower())
+            if header_length is not None:
+                if not header_length.isdigit():
+                    raise RequestError(f"{HEADER_LENGTH} {header_length!r} is not a number")
+                header_length = int(header_length)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                state["pool"], partial(_infer_sync, model, body, header_length, request.headers, max_body_bytes,
+                                       arrival if model is known else None))
+
+    async def metrics_text(request):
+        return Response(metrics.render(), media_type=metrics.content_type)
 
     routes = [
         Route("/v2", server_metadata),
@@ -128,9 +180,14 @@ def create_app(repository: ModelRepository, *, max_body_bytes: int = DEFAULT_MAX
         Route("/v2/models/{name}/versions/{version}/ready", model_ready),
         Route("/v2/models/{name}/infer", infer, methods=["POST"]),
         Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+        Route("/metrics", metrics_text),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(ConcurrencyLimit, limit=max_concurrency)],
         exception_handlers={RequestError: _request_error, HTTPException: _http_error, Exception: _internal_error},
     )
+    app.state.metrics = metrics
+    app.state.read_timeout = read_timeout  # the server's header timeout (serve.http_protocol) uses the same
+    return app

@@ -6,11 +6,13 @@ thread with the rest of a request's CPU work (a compression middleware would run
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 from .protocol import RequestError
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+DEFAULT_READ_TIMEOUT_S = 10.0  # no byte of a request's headers or body for this long: 408, connection closed
 DRAIN_FACTOR = 4
 
 # wbits per Content-Encoding: gzip framing, and zlib framing ("deflate" on the web means zlib, RFC 9110 8.4.1.2)
@@ -22,8 +24,9 @@ def _too_large(limit: int) -> RequestError:
                         "(deploykit serve --max-body-mb)", 413)
 
 
-async def read_body(request, limit: int) -> bytes:
-    """The raw body, or 413 when it is larger than ``limit``.
+async def read_body(request, limit: int, read_timeout: float | None = None) -> bytes:
+    """The raw body, or 413 when it is larger than ``limit``, or 408 when no byte of it arrives for
+    ``read_timeout`` seconds (a body short of its Content-Length must not hold the connection).
 
     A body up to DRAIN_FACTOR x ``limit`` is read to its end and dropped before answering: most
     clients send the whole body before reading the reply, and closing on unread data resets the
@@ -37,11 +40,21 @@ async def read_body(request, limit: int) -> bytes:
         if int(declared) > drain:
             raise _too_large(limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        try:
+            message = await asyncio.wait_for(request.receive(), read_timeout)
+        except TimeoutError:
+            raise RequestError(f"the request body stopped arriving: no data for {read_timeout:g} s after "
+                               f"{size} of {declared or 'the chunked'} bytes", 408) from None
+        if message["type"] == "http.disconnect":
+            raise RequestError("the client disconnected before sending its body", 400)
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size <= limit:
             chunks.append(chunk)
         elif size > drain:
+            break
+        if not message.get("more_body", False):
             break
     if size > limit:
         raise _too_large(limit)

@@ -8,24 +8,31 @@ drains the inference pool; the caller then closes the model sessions.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
 from pathlib import Path
 
 from ..errors import DeployKitError
-from .body import DEFAULT_MAX_BODY_BYTES
+from .batching import DEFAULT_MAX_DELAY_MS
+from .body import DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT_S
 from .repository import ModelRepository
 
 
-def _config(app, host: str, port: int, log_level: str, graceful_seconds: int, max_concurrency: int | None):
+def _config(app, host: str, port: int, log_level: str, graceful_seconds: int):
     import uvicorn
 
-    # limit_concurrency bounds connections + in-flight requests (503 beyond it), and so the memory that
-    # request bodies can hold at once: max_concurrency x max_body_bytes.
+    from .body import DEFAULT_READ_TIMEOUT_S
+    from .http_protocol import protocol_class
+
+    # Requests in flight are limited by the app (JSON 503, serve.app.ConcurrencyLimit), which bounds the
+    # memory request bodies can hold at once: max_concurrency x max_body_bytes. The protocol class
+    # answers malformed requests in JSON and times out requests whose headers never finish.
+    read_timeout = getattr(app.state, "read_timeout", DEFAULT_READ_TIMEOUT_S) or DEFAULT_READ_TIMEOUT_S
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
-                          timeout_graceful_shutdown=graceful_seconds, limit_concurrency=max_concurrency,
-                          server_header=False)
+                          timeout_graceful_shutdown=graceful_seconds, server_header=False,
+                          http=protocol_class(read_timeout))
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -40,22 +47,45 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(artifact_dirs: list[str | Path], *, host: str = "127.0.0.1", port: int = 8000, backend: str = "auto",
-          workers: int | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, log_level: str = "info",
-          graceful_seconds: int = 30, max_concurrency: int | None = 64, on_loaded=None) -> None:
-    """Serve the artifacts until SIGINT/SIGTERM; every artifact must load before the port opens."""
+def serve(artifact_dirs: list[str | Path], *, host: str = "127.0.0.1", port: int = 8000,
+          grpc_port: int | None = 8001, backend: str = "auto", workers: int | None = None,
+          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, log_level: str = "info", graceful_seconds: int = 30,
+          max_concurrency: int = 64, batching: bool = True, max_batch: int | None = None,
+          max_delay_ms: float = DEFAULT_MAX_DELAY_MS, read_timeout: float = DEFAULT_READ_TIMEOUT_S,
+          on_loaded=None) -> None:
+    """Serve the artifacts over HTTP (and gRPC unless ``grpc_port`` is None) until SIGINT/SIGTERM.
+
+    Every artifact must load, and both ports must bind, before either opens.
+    """
     import uvicorn
 
     from .app import create_app
+    from .metrics import ServerMetrics
 
     with ModelRepository.load(artifact_dirs, backend) as repository:
+        metrics = ServerMetrics()
+        notes = repository.enable(metrics=metrics, batching=batching, max_batch=max_batch,
+                                  max_delay_ms=max_delay_ms)
+        app = create_app(repository, max_body_bytes=max_body_bytes, workers=workers, metrics=metrics,
+                         max_concurrency=max_concurrency, read_timeout=read_timeout)
         sock = bind_socket(host, port)
-        if on_loaded:
-            on_loaded(repository, sock.getsockname()[1])
-        app = create_app(repository, max_body_bytes=max_body_bytes, workers=workers)
+        grpc_server = None
         try:
-            uvicorn.Server(_config(app, host, port, log_level, graceful_seconds, max_concurrency)).run(sockets=[sock])
+            if grpc_port is not None:
+                from .grpc_server import GrpcServer
+
+                grpc_server = GrpcServer(repository, metrics, host=host, port=grpc_port,
+                                         workers=workers or min(8, os.cpu_count() or 1),
+                                         max_concurrency=max_concurrency, max_message_bytes=max_body_bytes)
+            if on_loaded:
+                on_loaded(repository, sock.getsockname()[1], grpc_server.port if grpc_server else None, notes)
+            if grpc_server is not None:
+                grpc_server.start()
+            uvicorn.Server(_config(app, host, port, log_level, graceful_seconds)).run(sockets=[sock])
         finally:
+            # uvicorn has drained HTTP; gRPC gets the same grace, then the batchers and sessions close
+            if grpc_server is not None:
+                grpc_server.stop(graceful_seconds)
             sock.close()
 
 
@@ -67,13 +97,13 @@ class BackgroundServer:
     """
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning",
-                 graceful_seconds: int = 10, max_concurrency: int | None = 64):
+                 graceful_seconds: int = 10):
         import uvicorn
 
         self.host = host
         self.socket = bind_socket(host, port)
         self.port = self.socket.getsockname()[1]
-        self.server = uvicorn.Server(_config(app, host, self.port, log_level, graceful_seconds, max_concurrency))
+        self.server = uvicorn.Server(_config(app, host, self.port, log_level, graceful_seconds))
         self.thread = threading.Thread(target=self._run, name="deploykit-serve", daemon=True)
         self.error: BaseException | None = None
 

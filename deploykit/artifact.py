@@ -17,6 +17,8 @@ from .files import read_json, sha256_file
 MODEL = "model.onnx"
 WEIGHTS = "weights.pt"
 MANIFEST = "manifest.json"
+RECIPE = "recipe.toml"  # the recipe the artifact was exported from, copied: the artifact is self-contained
+LOG = "export.log"
 MANIFEST_FORMAT = 1
 
 

@@ -57,6 +57,18 @@ def _user_frame(tb) -> str:
 
 
 @contextlib.contextmanager
+def at_declared_shape(what: str):
+    """``user_code`` for the user's forward at a shape the recipe declares: the line also gives the usual
+    cause (a module whose input size is fixed) and what to do."""
+    try:
+        with user_code(what):
+            yield
+    except UserCodeError as exc:
+        raise UserCodeError(f"{exc}; the module does not run at every declared shape: if its input size is fixed, "
+                            "declare those axes static (--dim SYM=N), or build it for dynamic sizes") from exc.__cause__
+
+
+@contextlib.contextmanager
 def user_code(what: str):
     """Run a piece of the user's code; any exception it raises becomes one UserCodeError line naming
     ``what`` (e.g. "the factory mypkg.nets:make_block" or "the module's forward at B=2 H=37 W=53") and the

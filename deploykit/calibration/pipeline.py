@@ -88,7 +88,7 @@ def _sanity(model_bytes: bytes, first: ParityInput, reference: list) -> dict:
     from ..runners.ort_runner import OrtRunner
 
     with OrtRunner(model_bytes) as runner:
-        case = compare_runners(reference, runner, [first], NO_TOLERANCE).cases[0]
+        case = compare_runners(reference, runner, [first], NO_TOLERANCE, floor=False).cases[0]
     if case.error:
         raise DeployKitError(f"the derived model does not run in onnxruntime: {case.error}")
     return {m.name: {"cosine": round(m.cosine, 6), "max_abs": m.max_abs} for m in case.outputs}
@@ -157,7 +157,7 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
     from ..runners.ort_runner import OrtRunner
 
     with OrtRunner(str(model_path)) as runner:
-        reference = record(runner, [first], "model.onnx")
+        reference = record(runner, [first], "model.onnx", floor=False)
     stamp = {"method": method, "synthetic": source.synthetic, "data_sha256": description["sha256"],
              "model_sha256": provenance["model_sha256"]}
     int8_bytes = _mark(int8_model, stamp)

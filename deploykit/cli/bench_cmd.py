@@ -58,7 +58,7 @@ def command(names, all_, backends_text, shapes, batch_text, warmup, iters, round
 
     targets = parse_targets(backends_text)
     batches = parse_batches(batch_text)
-    recipes = select_recipes(names, all_, recipe_dir)
+    recipes = select_recipes(names, all_, recipe_dir, out_dir=out_dir)
     plans = [(recipe, bench_cases(recipe, list(shapes), batches)) for recipe in recipes]  # all errors before any run
     settings = BenchSettings(warmup=warmup, iters=iters, rounds=rounds, threads=threads, isolated=not in_process)
     header = report_header(settings)

@@ -64,7 +64,7 @@ def command(ctx, names, all_, fp32, fp16, int8, int8_source, workspace, timing_c
     precisions = [p for p, on in (("fp32", fp32), ("fp16", fp16), ("int8", int8)) if on] or ["fp32"]
     options = BuildOptions(workspace, timing_cache, opt_level, force)
     options.check()
-    recipes = select_recipes(names, all_, recipe_dir)
+    recipes = select_recipes(names, all_, recipe_dir, out_dir=out_dir)
     machine = probe()
     target = TrtTarget(trt_version) if trt_version else default_target(machine.tensorrt_version)
     check_target(target)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..recipe import CALIBRATION_METHODS, find_recipe
-from .common import console, echo_json, json_option, out_option, recipes_option, resolve_recipe_dir
+from ..recipe import CALIBRATION_METHODS
+from .common import console, echo_json, json_option, out_option, recipes_option, resolve_recipe
 
 
 class _RichProgress:
@@ -80,7 +80,7 @@ def command(name, data, synthetic, synthetic_shapes, method, per_channel, fp16, 
 
     from ..calibration.pipeline import calibrate_artifact
 
-    recipe = find_recipe(name, resolve_recipe_dir(recipe_dir))
+    recipe = resolve_recipe(name, recipe_dir, out_dir)
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console(stderr=True), transient=True, disable=as_json)
     with progress:

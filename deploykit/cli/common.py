@@ -25,25 +25,39 @@ def resolve_recipe_dir(recipe_dir: Path | None) -> Path:
     return recipe_dir or default_recipe_dir()
 
 
-def select_recipes(names, all_, recipe_dir, module=None, recipe_path=None):
-    """The recipes a command works on: zoo names, --all, or a user module with its recipe."""
-    if module or recipe_path:
-        if not (module and recipe_path):
-            raise DeployKitError("--module and --recipe go together (a user module needs its recipe)")
+def select_recipes(names, all_, recipe_dir, module=None, recipe_path=None, out_dir=None):
+    """The recipes a command works on: names, --all, or a hand-written --recipe (for --module).
+
+    A name is looked up in the recipe folder, then in the artifact folder (``OUT/NAME/recipe.toml``,
+    the copy every export writes): so after `deploykit export --module ...` every command takes NAME."""
+    if recipe_path is not None:
         if names or all_:
-            raise DeployKitError("give either recipe names/--all or --module with --recipe, not both")
+            raise DeployKitError("give either recipe names/--all or --recipe, not both")
         recipe = load_recipe(recipe_path)
-        if recipe.factory is None or recipe.factory != module:
-            # The recipe names its factory; --module must agree so the user knows what gets built.
+        if module and recipe.factory != module:
+            # the recipe names its factory; --module, when given too, must agree so the user knows what gets built
             raise DeployKitError(f"{recipe_path}: factory is {recipe.factory or recipe.module!r}, --module says {module!r}")
         return [recipe]
+    if module:
+        raise DeployKitError("--module needs --recipe here (or export it first: `deploykit export --module ...`, "
+                             "then use the artifact's name)")
     if all_ and names:
         raise DeployKitError("give recipe names or --all, not both")
     if all_:
         return load_all(resolve_recipe_dir(recipe_dir))
     if not names:
         raise DeployKitError("name at least one recipe (see `deploykit list`), or pass --all")
-    return [find_recipe(n, resolve_recipe_dir(recipe_dir)) for n in names]
+    return [resolve_recipe(n, recipe_dir, out_dir) for n in names]
+
+
+def resolve_recipe(name: str, recipe_dir=None, out_dir=None):
+    """``name``'s recipe: the recipe folder's, else the copy in the artifact ``out_dir/name/``."""
+    from ..artifact import RECIPE
+
+    folder = resolve_recipe_dir(recipe_dir)
+    if (folder / f"{name}.toml").is_file() or out_dir is None or not (Path(out_dir) / name / RECIPE).is_file():
+        return find_recipe(name, folder)
+    return load_recipe(Path(out_dir) / name / RECIPE)
 
 
 def echo_json(data) -> None:

@@ -1,4 +1,4 @@
-"""deploykit export: recipes -> checked, simplified, dynamic ONNX artifacts."""
+"""deploykit export: recipes (or your own module, from flags) -> checked, simplified, dynamic ONNX artifacts."""
 
 from __future__ import annotations
 
@@ -8,12 +8,30 @@ import click
 
 from ..errors import DeployKitError
 from ..export import EXPORTER_CHOICES, export_onnx
-from .common import select_recipes, console, echo_json, json_option, out_option, recipes_option
+from .common import console, echo_json, json_option, out_option, recipes_option, select_recipes
 
 
 @click.command("export")
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Export every recipe.")
+@click.option("--module", "module", default=None, metavar="PKG.MOD:FACTORY",
+              help="Your own module: any importable callable returning an nn.Module (the current directory is "
+                   "importable), exported with its weights exactly as returned. With --input/--dim, or --recipe.")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=D,D,...",
+              help="An input of --module, in forward() order: ints are fixed sizes, symbols are dynamic "
+                   "(x=B,3,H,W). Repeat for several inputs.")
+@click.option("--dim", "dims", multiple=True, metavar="SYM=MIN:OPT:MAX[/STEP]",
+              help="The range of a symbol of --input, e.g. B=1:2:8 or H=64:224:512/32 (multiples of 32); "
+                   "SYM=N fixes it. One per symbol.")
+@click.option("--args", "args_json", default=None, metavar="JSON",
+              help="Keyword arguments for --module's factory, e.g. '{\"num_classes\": 10}'.")
+@click.option("--name", default=None, help="Artifact name for --module (default: the factory's name).")
+@click.option("--call", type=click.Choice(["args", "list"]), default="args", show_default=True,
+              help="--module's forward takes the inputs as arguments, or as one list.")
+@click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A hand-written recipe TOML (it names its own factory; it wins over --input/--dim).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A state_dict to load (strict) into the module before export.")
 @click.option("--opset", type=int, default=None, help="ONNX opset (default: the recipe's, 17).")
 @click.option("--exporter", type=click.Choice(EXPORTER_CHOICES), default="auto", show_default=True,
               help="auto tries TorchScript then dynamo; every result is checked either way.")
@@ -24,29 +42,33 @@ from .common import select_recipes, console, echo_json, json_option, out_option,
 @click.option("--no-optimize", is_flag=True,
               help="Skip the exact onnxruntime graph optimizations (shape-arithmetic folding, CSE) after simplify.")
 @click.option("--force", is_flag=True, help="Overwrite files deploykit did not write (or that changed since).")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="A state_dict to load (strict) instead of seeded weights.")
-@click.option("--module", "module", default=None, help="Your own module: package.module:factory (with --recipe).")
-@click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The recipe TOML for --module.")
 @recipes_option
 @json_option
-def command(names, all_, opset, exporter, out_dir, no_simplify, static, no_rewrites, no_optimize, force, checkpoint,
-            module, recipe_path, recipe_dir, as_json):
-    """Export recipes to ONNX with dynamic axes, check them, simplify them, write a manifest.
+def command(names, all_, module, inputs, dims, args_json, name, call, recipe_path, checkpoint, opset, exporter,
+            out_dir, no_simplify, static, no_rewrites, no_optimize, force, recipe_dir, as_json):
+    """Export to ONNX with dynamic axes, check it, simplify it, write the artifact.
 
     \b
-    A model is written only if it passes: onnx.checker, every declared dynamic
-    axis symbolic, and parity with PyTorch at the opt and an off-grid shape.
-    Otherwise the command refuses, says why, and writes nothing.
+    A model is written only if it passes: no specialisation of the trace to its
+    example shape or data, onnx.checker, every declared dynamic axis symbolic, and
+    parity with PyTorch at the opt and an off-grid shape. Otherwise the command
+    refuses in one line, says why, and writes nothing (details in export.log).
+
+    \b
+    Writes OUT/NAME/: model.onnx, weights.pt (the exact weights exported),
+    recipe.toml, manifest.json, export.log. Later commands need only NAME.
 
     \b
     Examples:
       deploykit export cbam --opset 17
       deploykit export --all --out artifacts/
-      deploykit export --module mypkg.nets:make_block --recipe my_block.toml
+      deploykit export --module mynet:build --input x=B,3,H,W --dim B=1:2:8 \\
+          --dim H=64:224:512/32 --dim W=64:224:512/32
+      deploykit export --module timm.models:convnext_atto --args '{"pretrained": false}' \\
+          --input x=B,3,H,W --dim B=1:1:4 --dim H=64:128:256/32 --dim W=64:128:256/32
+      deploykit export --recipe my_block.toml --checkpoint block.pt
     """
-    recipes = select_recipes(names, all_, recipe_dir, module, recipe_path)
+    recipes = _recipes(names, all_, module, inputs, dims, args_json, name, call, recipe_path, recipe_dir, out_dir)
     if checkpoint is not None and len(recipes) != 1:
         raise DeployKitError("--checkpoint needs exactly one recipe")
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -63,8 +85,7 @@ def command(names, all_, opset, exporter, out_dir, no_simplify, static, no_rewri
             try:
                 result = export_onnx(recipe, out_dir, opset=opset, exporter=exporter, simplify=not no_simplify,
                                      static=static, rewrites=not no_rewrites, optimize=not no_optimize, force=force,
-                                     checkpoint=checkpoint,
-                                     on_step=on_step)
+                                     checkpoint=checkpoint, on_step=on_step)
                 results.append(result.summary())
             except DeployKitError as exc:
                 if len(recipes) == 1:
@@ -79,23 +100,53 @@ def command(names, all_, opset, exporter, out_dir, no_simplify, static, no_rewri
         raise SystemExit(1)
 
 
+def _recipes(names, all_, module, inputs, dims, args_json, name, call, recipe_path, recipe_dir, out_dir):
+    """Zoo names / --all, a hand-written --recipe, or --module with --input/--dim (a recipe made from the flags)."""
+    flags = inputs or dims or args_json or name
+    if recipe_path is not None:
+        if flags:
+            raise DeployKitError("--recipe already says the inputs, dims and arguments: drop --input/--dim/--args/--name")
+        return select_recipes(names, all_, recipe_dir, module, recipe_path)
+    if module is None:
+        if flags:
+            raise DeployKitError("--input/--dim/--args/--name describe your own module: add --module PKG.MOD:FACTORY")
+        return select_recipes(names, all_, recipe_dir)
+    if names or all_:
+        raise DeployKitError("give either recipe names/--all or --module, not both")
+    if not inputs:
+        raise DeployKitError("--module needs its inputs: --input x=B,3,H,W (and a --dim per symbol), or --recipe")
+    from ..recipe.from_module import recipe_from_flags
+
+    return [recipe_from_flags(module, list(inputs), list(dims), args_json, name, out_dir, call)]
+
+
 def _print_table(results, failures):
     from rich.table import Table
 
     out = console()
     table = Table(title="deploykit export")
-    for col in ("name", "exporter", "opset", "rewrites", "nodes raw/onnxsim/onnxslim", "kept", "s"):
+    for col in ("name", "exporter", "opset", "rewrites", "nodes raw -> final", "simplifier kept", "s"):
         table.add_column(col)
     for r in results:
         n = r["nodes"]
         opset = f"{r['opset']}" + (" (!)" if r["opset_note"] else "")
-        table.add_row(r["name"], r["exporter"], opset, str(len(r["rewrites"])),
-                      f"{n['raw']}/{n.get('onnxsim', '-')}/{n.get('onnxslim', '-')}", r["simplifier"], f"{r['seconds']:.1f}")
+        kept = next((a for a in r.get("simplifier_attempts", []) if a.get("kept")), None)
+        why = f" ({kept['reason']})" if kept and len(results) == 1 else ""
+        table.add_row(r["name"], r["exporter"], opset, str(len(r["rewrites"])), f"{n['raw']} -> {n.get('final', '-')}",
+                      f"{r['simplifier']}{why}", f"{r['seconds']:.1f}")
     out.print(table)
     for r in results:
         if r["opset_note"]:
             out.print(f"[yellow]{r['name']}: {r['opset_note']}[/yellow]")
         if len(results) == 1:
-            out.print(f"wrote {r['path']} (+ manifest.json, weights.pt)")
+            for attempt in r.get("simplifier_attempts", []):
+                if not attempt.get("kept"):
+                    out.print(f"{attempt['simplifier']} not kept: {attempt.get('reason', '')}", highlight=False)
+            warned = (r.get("specialisation") or {}).get("tracer_warnings")
+            if warned:
+                out.print(f"tracer warnings checked, none changes the graph: {'; '.join(warned[:3])}", highlight=False)
+            out.print(f"{r['weights']}", highlight=False)
+            out.print(f"wrote {r['path']} (+ weights.pt, recipe.toml, manifest.json, export.log)", highlight=False)
+            out.print(f"next: deploykit verify {r['name']}", highlight=False)
     for f in failures:
         out.print(f"[red]refused {f['name']}: {f['error']}[/red]")

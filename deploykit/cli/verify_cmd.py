@@ -24,19 +24,32 @@ from .common import select_recipes, spinner, console, echo_json, json_option, ou
 @click.option("--shape", "shapes", multiple=True, metavar="SYM=N,...",
               help="Also verify at this shape, e.g. --shape B=3,H=37,W=53 (repeatable; unnamed symbols take opt).")
 @out_option
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sweep's off-grid shapes and inputs.")
+@click.option("--samples", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also verify at N more seeded in-range shapes.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the sweep's off-grid shapes, the --samples and the inputs (recorded in verify.json).")
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Your own ONNX file (with --module, --recipe and --checkpoint).")
-@click.option("--module", "module", default=None, help="Your module's factory: package.module:factory.")
+              help="Your own ONNX file, checked against --recipe's module (its factory; --checkpoint if the "
+                   "factory does not hold the weights).")
+@click.option("--module", "module", default=None, help="Your module's factory, package.module:factory "
+                                                       "(optional: --recipe names it).")
 @click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The recipe TOML for --module.")
+              help="The recipe TOML for --onnx.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The weights your ONNX was exported from (a state_dict).")
+              help="The weights your ONNX was exported from (a state_dict); not needed when the factory "
+                   "returns them or the module has none.")
 @recipes_option
 @json_option
-def command(names, all_, backend, precision, shapes, out_dir, seed, onnx_path, module, recipe_path, checkpoint,
-            recipe_dir, as_json):
-    """Verify artifacts against the PyTorch reference at min, opt, max and off-grid shapes.
+def command(names, all_, backend, precision, shapes, out_dir, samples, seed, onnx_path, module, recipe_path,
+            checkpoint, recipe_dir, as_json):
+    """Verify artifacts against the PyTorch reference over their declared shape range.
+
+    \b
+    Shapes: min, opt, max, two seeded off-grid shapes (H != W, odd sizes), the
+    grid's edges (min + step, max - step), --samples more and every --shape.
+    FP32 outputs are judged against PyTorch's own rounding too: the reference
+    also runs in float64, and an error within a small multiple of PyTorch's own
+    FP32 error is not a failure (the floor is in the table and verify.json).
 
     \b
     Exit status: 0 when every shape passes, 1 when any fails, 2 on a user error.
@@ -48,11 +61,14 @@ def command(names, all_, backend, precision, shapes, out_dir, seed, onnx_path, m
       deploykit verify --all
       deploykit verify msaf --shape B=3,H=37,W=53 --json
       deploykit verify composite --precision int8
-      deploykit verify --onnx my.onnx --module mypkg.nets:make_block --recipe my.toml --checkpoint my.pt
+      deploykit verify mynet --samples 8 --seed 3
+      deploykit verify --onnx my.onnx --recipe my.toml --checkpoint my.pt
     """
-    if onnx_path is not None and not (module and recipe_path):
-        raise DeployKitError("--onnx needs --module and --recipe (and --checkpoint)")
-    recipes = select_recipes(names, all_, recipe_dir, module, recipe_path)
+    if onnx_path is not None and recipe_path is None:
+        raise DeployKitError("--onnx needs --recipe (it names the module and the shapes to check)")
+    if onnx_path is None and checkpoint is not None:
+        raise DeployKitError("--checkpoint goes with --onnx: an artifact holds its own weights (weights.pt)")
+    recipes = select_recipes(names, all_, recipe_dir, module, recipe_path, out_dir)
     runs, missing = [], []
     for recipe in recipes:
         extra = [_parse_shape(s, recipe) for s in shapes]
@@ -65,10 +81,10 @@ def command(names, all_, backend, precision, shapes, out_dir, seed, onnx_path, m
             try:
                 if onnx_path is not None:
                     run = verify_onnx(onnx_path, recipe, checkpoint, backend=backend, precision=precision,
-                                      extra_shapes=extra, seed=seed, on_case=on_case)
+                                      extra_shapes=extra, seed=seed, samples=samples, on_case=on_case)
                 else:
                     run = verify_artifact(recipe, out_dir, backend=backend, precision=precision,
-                                          extra_shapes=extra, seed=seed, on_case=on_case)
+                                          extra_shapes=extra, seed=seed, samples=samples, on_case=on_case)
             except DeployKitError as exc:
                 if len(recipes) == 1:
                     raise
@@ -88,8 +104,6 @@ def command(names, all_, backend, precision, shapes, out_dir, seed, onnx_path, m
         raise SystemExit(1)
 
 
-
-
 def _parse_shape(text, recipe):
     try:
         return parse_shape_option(text, list(recipe.dims))
@@ -102,18 +116,20 @@ def _print_run(run):
 
     verdict = "[green]PASSED[/green]" if run.passed else "[red]FAILED[/red]"
     table = Table(title=f"{run.name}: {run.backend}/{run.precision} {verdict}", title_justify="left")
-    for col in ("case", "shape", "output", "max abs", "p99 abs", "cosine", "backend ms", "result"):
+    for col in ("case", "shape", "output", "max abs", "p99 abs", "torch floor", "cosine", "backend ms", "result"):
         table.add_column(col)
     for case in run.cases:
         shape = " ".join(f"{k}={v}" for k, v in case.shape.items())
         if case.error:
-            table.add_row(case.label, shape, "-", "-", "-", "-", "-", f"[red]error: {case.error}[/red]")
+            table.add_row(case.label, shape, "-", "-", "-", "-", "-", "-", f"[red]error: {case.error}[/red]")
         for m in case.outputs:
             result = "[green]pass[/green]" if m.passed else f"[red]{'; '.join(m.failures)}[/red]"
-            table.add_row(case.label, shape, m.name, f"{m.max_abs:.2e}", f"{m.p99_abs:.2e}", f"{m.cosine:.6f}",
+            floor = f"{m.floor:.1e}" if m.floor is not None else "-"
+            table.add_row(case.label, shape, m.name, f"{m.max_abs:.2e}", f"{m.p99_abs:.2e}", floor, f"{m.cosine:.6f}",
                           f"{case.backend_ms:.1f}" if case.backend_ms is not None else "-", result)
     out = console()
     out.print(table)
+    out.print(f"seed {run.seed}; torch floor = max |PyTorch FP32 - PyTorch float64|, PyTorch's own rounding", highlight=False)
     for note in run.diagnosis:
         out.print(f"[yellow]diagnosis:[/yellow] {note}")
 

@@ -1,9 +1,13 @@
 """``export_onnx``: a recipe's module -> a checked, simplified, dynamic ONNX artifact with a manifest.
 
-Steps: seeded (or checkpoint) weights -> exact rewrites on a copy (proven equal in PyTorch) ->
-export (TorchScript first, then dynamo, under ``auto``) -> checker, dynamic-axis and parity checks ->
-simplify (onnxsim, else onnxslim, else raw; each candidate re-checked) -> exact graph optimizations for
-onnxruntime (optimize.py; kept only if the parity check still passes) -> atomic writes, manifest last.
+Steps: the module with its weights (the user's, exactly; seeded ones for the zoo) -> exact rewrites on
+a copy (proven equal in PyTorch) -> export (TorchScript first, then dynamo, under ``auto``), each
+export checked for specialisation to its example (specialise.py), then checker, dynamic-axis and
+parity checks -> simplify (onnxsim and onnxslim, each candidate re-checked, the smallest kept) ->
+exact graph optimizations for onnxruntime (optimize.py; kept only if the parity check still passes)
+-> the artifact written: model.onnx, weights.pt, recipe.toml, manifest.json, export.log.
+
+Exporter chatter never reaches the terminal: it goes to export.log next to the artifact.
 """
 
 from __future__ import annotations
@@ -17,20 +21,22 @@ from pathlib import Path
 import onnx
 import torch
 
-from ..runners.torch_runner import FlatIO
-from ..artifact import MANIFEST, MANIFEST_FORMAT, MODEL, WEIGHTS, state_dict_bytes
-from ..parity import compare_runners, inputs_for
+from ..artifact import MANIFEST, MANIFEST_FORMAT, MODEL, RECIPE, WEIGHTS, state_dict_bytes
 from ..environment import versions
 from ..errors import DeployKitError, ExportRefused, UserCodeError, first_line
+from ..files import atomic_write_bytes, atomic_write_json, atomic_write_text, check_can_overwrite, ensure_dir, \
+    read_json, sha256_file
 from ..onnx_graph import dims_of, opset_of
-from ..files import atomic_write_bytes, atomic_write_json, check_can_overwrite, ensure_dir, read_json, sha256_file
-from .rewrites import apply_rewrites
-from ..runners.torch_runner import TorchRunner
-from .weights import load_checkpoint, seeded_model
+from ..parity import compare_runners, inputs_for
+from ..runners.torch_runner import FlatIO, TorchRunner
 from .checks import ReferenceCheck, check_onnx_model, stamp_static_output_dims
 from .exporters import EXPORTERS, example_case
+from .log import ExportLog
 from .optimize import optimize_for_ort
+from .rewrites import apply_rewrites
 from .simplify import SIMPLIFIERS
+from .specialise import SpecialisationCheck, check_trace, symbolic_check, tracer_sites
+from .weights import describe_weights, reference_module
 
 EXPORTER_CHOICES = ("auto", "torchscript", "dynamo")
 
@@ -46,12 +52,15 @@ class ExportResult:
     nodes: dict
     simplifier: str
     seconds: float
-    manifest: dict = field(repr=False)
+    weights: str = ""
+    manifest: dict = field(repr=False, default_factory=dict)
 
     def summary(self) -> dict:
         return {"name": self.name, "path": str(self.path), "exporter": self.exporter, "opset": self.opset,
                 "opset_note": self.opset_note, "rewrites": self.rewrites, "nodes": self.nodes,
-                "simplifier": self.simplifier, "seconds": round(self.seconds, 2)}
+                "simplifier": self.simplifier, "weights": self.weights, "seconds": round(self.seconds, 2),
+                "simplifier_attempts": self.manifest.get("simplifier_attempts", []),
+                "specialisation": self.manifest.get("checks", {}).get("specialisation")}
 
 
 def _check_cases(recipe, static: bool):
@@ -85,26 +94,49 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
                 simplify: bool = True, static: bool = False, rewrites: bool = True, force: bool = False,
                 checkpoint: str | Path | None = None, seed: int = 0, on_step=None,
                 optimize: bool = True) -> ExportResult:
-    """Export ``recipe`` into ``out_dir/<recipe.name>/``; raise ExportRefused rather than write a wrong model."""
-    step = on_step or (lambda message: None)
+    """Export ``recipe`` into ``out_dir/<recipe.name>/``; raise ExportRefused rather than write a wrong model.
+
+    Whatever happens, ``export.log`` in that folder says what the exporters and checks did."""
     if exporter not in EXPORTER_CHOICES:
         raise DeployKitError(f"--exporter must be one of {', '.join(EXPORTER_CHOICES)}, got {exporter!r}")
     opset = recipe.opset if opset is None else opset
     if not 13 <= opset <= 23:
         raise DeployKitError(f"opset {opset} is not supported (use 13..23; the recipe's default is {recipe.opset})")
-    started = time.perf_counter()
     folder = ensure_dir(Path(out_dir) / recipe.name)
     known = _existing_hashes(folder)
-    for filename in (MODEL, WEIGHTS):
+    for filename in (MODEL, WEIGHTS, RECIPE):
         check_can_overwrite(folder / filename, known.get(filename), force)
     if (folder / MANIFEST).exists() and not known and not force:
         raise DeployKitError(f"{folder / MANIFEST} exists and was not written by deploykit; pass --force to overwrite it")
+    log = ExportLog(folder, recipe.name)
 
+    def step(message: str) -> None:
+        log.line(message)
+        if on_step:
+            on_step(message)
+
+    try:
+        return _export(recipe, folder, log, step, opset=opset, exporter=exporter, simplify=simplify, static=static,
+                       rewrites=rewrites, checkpoint=checkpoint, seed=seed, optimize=optimize, known=known)
+    except DeployKitError as exc:
+        log.failure(exc)
+        exc.args = (f"{exc} (details: {log.path})",) if log.write() else exc.args
+        raise
+    except BaseException as exc:
+        log.failure(exc)
+        log.write()
+        raise
+
+
+def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simplify, static, rewrites, checkpoint,
+            seed, optimize, known) -> ExportResult:
+    started = time.perf_counter()
     step("building the module")
-    model = seeded_model(recipe, seed) if checkpoint is None else load_checkpoint(recipe.build(), checkpoint)
+    model, weights = reference_module(recipe, checkpoint, seed)
+    weights_bytes = state_dict_bytes(model)  # written as weights.pt: exactly the module as it came
+    step(describe_weights(weights))
     cases = _check_cases(recipe, static)
-    applied = []
-    export_model = model
+    applied, export_model = [], model
     if rewrites:
         export_model, applied = apply_rewrites(model)
         if applied:
@@ -112,61 +144,16 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
             _prove_rewrites(model, export_model, recipe, cases + [recipe.case("max")] * (not static))
 
     reference = ReferenceCheck(model, recipe, cases, recipe.tolerance("fp32"), cases[0] if static else None)
-    example = recipe.make_inputs(example_case(recipe))
-    example_tensors = [torch.from_numpy(example[t.name]) for t in recipe.inputs]
-    attempts, raw, used = [], None, None
-    order = ["torchscript", "dynamo"] if exporter == "auto" else [exporter]
-    with tempfile.TemporaryDirectory(prefix="deploykit-") as tmp:
-        for name in order:
-            step(f"exporting with the {name} exporter (opset {opset})")
-            path = Path(tmp) / f"{name}.onnx"
-            log: list[str] = []
-            try:
-                EXPORTERS[name](FlatIO(export_model, recipe.call), example_tensors, recipe, opset, not static, path, log)
-                check_onnx_model(path)
-                candidate = onnx.load(str(path))
-                stamped = stamp_static_output_dims(candidate, recipe)
-                step("checking parity with PyTorch")
-                reference.require(candidate, f"the {name} export")
-            except UserCodeError:
-                raise  # the user's module itself failed (e.g. its forward at a check shape): not an exporter's fault
-            except ExportRefused as exc:
-                attempts.append({"exporter": name, "ok": False, "reason": str(exc)})
-                continue
-            except Exception as exc:  # the exporters raise many types; keep the first line as the reason
-                attempts.append({"exporter": name, "ok": False,
-                                 "reason": f"{type(exc).__name__}: {first_line(exc)}"})
-                continue
-            attempts.append({"exporter": name, "ok": True, "stamped_output_dims": stamped, "log": log[-20:]})
-            raw, used = candidate, name
-            break
-    if raw is None:
-        reasons = "; ".join(f"{a['exporter']}: {a['reason']}" for a in attempts)
-        raise ExportRefused(f"{recipe.name}: no exporter produced a correct model ({reasons})")
-
+    raw, used, attempts, specialisation = _export_first_correct(export_model, recipe, reference, log, step,
+                                                                 opset=opset, exporter=exporter, static=static,
+                                                                 seed=seed)
     actual_opset = opset_of(raw)
     opset_note = "" if actual_opset == opset else (
         f"requested opset {opset}, the {used} exporter wrote {actual_opset} "
         "(it implements no lower opset and its down-conversion failed)")
 
-    chosen, chosen_name, nodes, simplifiers = raw, "none", {"raw": len(raw.graph.node)}, []
-    if simplify:
-        for name, run in SIMPLIFIERS.items():
-            step(f"simplifying with {name}")
-            try:
-                candidate = run(raw)
-                nodes[name] = len(candidate.graph.node)
-                onnx.checker.check_model(candidate, full_check=True)
-                reference.require(candidate, f"the {name}-simplified model")
-            except Exception as exc:
-                nodes.setdefault(name, None)
-                simplifiers.append({"simplifier": name, "ok": False, "reason": first_line(exc)[:300]})
-                continue
-            simplifiers.append({"simplifier": name, "ok": True})
-            if chosen_name == "none":
-                chosen, chosen_name = candidate, name
-    nodes["chosen"] = chosen_name
-
+    chosen, chosen_name, nodes, simplifiers = _simplify(raw, reference, step) if simplify else \
+        (raw, "none", {"raw": len(raw.graph.node)}, [])
     ort_optimization = {"applied": False, "notes": []}
     if optimize:
         step("optimizing for onnxruntime")
@@ -175,20 +162,25 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
             if notes:
                 reference.require(candidate, "the onnxruntime-optimized model")
                 chosen, ort_optimization = candidate, {"applied": True, "notes": notes}
-                nodes["optimized"] = len(chosen.graph.node)
         except Exception as exc:  # an optimization that breaks anything is dropped, never kept
             ort_optimization = {"applied": False, "notes": [], "reason": first_line(exc)[:300]}
+            log.line(f"onnxruntime optimization dropped: {first_line(exc)}")
+    nodes["final"] = len(chosen.graph.node)
 
     step("writing the artifact")
-    model_bytes = chosen.SerializeToString()
-    atomic_write_bytes(folder / WEIGHTS, state_dict_bytes(model))
-    atomic_write_bytes(folder / MODEL, model_bytes)
+    if state_dict_bytes(model) != weights_bytes:  # tracing in training mode would move BatchNorm statistics
+        raise DeployKitError("the module's weights changed during export (a deploykit bug: please report it); "
+                             "nothing was written")
+    atomic_write_bytes(folder / WEIGHTS, weights_bytes)
+    atomic_write_bytes(folder / MODEL, chosen.SerializeToString())
+    atomic_write_text(folder / RECIPE, recipe.text)
     graph_io = {v.name: dims_of(v) for v in (*chosen.graph.input, *chosen.graph.output)}
     manifest = {
         "format": MANIFEST_FORMAT,
         "name": recipe.name,
         "module": recipe.module or recipe.factory,
-        "recipe": {"path": str(recipe.path), "sha256": recipe.sha256, "args": recipe.args, "call": recipe.call},
+        "recipe": {"path": str(recipe.path), "sha256": recipe.sha256, "args": recipe.args, "call": recipe.call,
+                   "copy": RECIPE},
         "versions": versions("torch", "onnx", "onnxruntime", *SIMPLIFIERS),
         "exporter": used,
         "exporter_requested": exporter,
@@ -208,12 +200,114 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
         "simplifier_attempts": simplifiers,
         "ort_optimization": ort_optimization,
         "checks": {"onnx_checker": "passed", "dynamic_axes": "passed" if not static else "static",
-                   "parity_cases": [c.values for c in cases]},
-        "weights": {"source": f"seeded({seed})" if checkpoint is None else str(checkpoint)},
-        "command": " ".join(sys.argv[:1] + sys.argv[1:]) if sys.argv else "",
-        "files": {MODEL: sha256_file(folder / MODEL), WEIGHTS: sha256_file(folder / WEIGHTS)},
+                   "parity_cases": [c.values for c in cases], "specialisation": specialisation.as_dict()},
+        "weights": weights,
+        "command": " ".join(sys.argv) if sys.argv else "",
+        "files": {MODEL: sha256_file(folder / MODEL), WEIGHTS: sha256_file(folder / WEIGHTS),
+                  RECIPE: sha256_file(folder / RECIPE)},
     }
+    log.write()
     atomic_write_json(folder / MANIFEST, manifest)
     return ExportResult(recipe.name, folder / MODEL, used, actual_opset, opset_note,
                         [r.description for r in applied], nodes, chosen_name,
-                        time.perf_counter() - started, manifest)
+                        time.perf_counter() - started, describe_weights(weights), manifest)
+
+
+def _export_first_correct(export_model, recipe, reference, log: ExportLog, step, *, opset, exporter, static, seed):
+    """The first exporter whose model is not specialised and passes every check.
+
+    Returns (model, exporter name, attempts, SpecialisationCheck); ExportRefused with every reason when none does."""
+    example = example_case(recipe)
+    example_feed = recipe.make_inputs(example)
+    example_tensors = [torch.from_numpy(example_feed[t.name]) for t in recipe.inputs]
+    # eval, and kept so: torch.onnx restores the wrapper's mode afterwards, recursively, into the module
+    flat = FlatIO(export_model, recipe.call).eval()
+    attempts = []
+    verdicts: list = []  # the symbolic check, run at most once per export (an exception is re-raised)
+    sites: list = []  # the TorchScript tracer's warning sites, to name the user's line
+
+    def symbolic() -> str:
+        if not verdicts:
+            try:
+                verdicts.append(symbolic_check(flat, recipe, example_tensors, sites))
+            except ExportRefused as exc:
+                verdicts.append(exc)
+        if isinstance(verdicts[0], ExportRefused):
+            raise verdicts[0]
+        return verdicts[0]
+
+    order = ["torchscript", "dynamo"] if exporter == "auto" else [exporter]
+    with tempfile.TemporaryDirectory(prefix="deploykit-") as tmp:
+        for name in order:
+            step(f"exporting with the {name} exporter (opset {opset})")
+            path = Path(tmp) / f"{name}.onnx"
+            lines: list[str] = []
+            records: list = []
+            specialisation = SpecialisationCheck()
+            try:
+                if name == "dynamo" and not static:
+                    # torch.onnx's dynamo path relaxes violated guards silently: the symbolic check first
+                    step("checking the module symbolically over the declared range")
+                    specialisation = SpecialisationCheck(symbolic=symbolic())
+                EXPORTERS[name](flat, example_tensors, recipe, opset, not static, path, lines, records)
+                if name == "torchscript":
+                    sites[:] = tracer_sites(records)
+                    if sites:
+                        step("checking the trace for specialisation to its example")
+                    specialisation = check_trace(flat, recipe, example, records, dynamic=not static, seed=seed,
+                                                 symbolic=symbolic)
+                check_onnx_model(path)
+                candidate = onnx.load(str(path))
+                stamped = stamp_static_output_dims(candidate, recipe)
+                step("checking parity with PyTorch")
+                reference.require(candidate, f"the {name} export")
+            except UserCodeError:
+                raise  # the user's module itself failed (e.g. its forward at a check shape): not an exporter's fault
+            except ExportRefused as exc:
+                attempts.append({"exporter": name, "ok": False, "reason": str(exc)})
+                log.attempt(name, lines, exc)
+                continue
+            except Exception as exc:  # the exporters raise many types; keep the first line as the reason
+                attempts.append({"exporter": name, "ok": False, "reason": f"{type(exc).__name__}: {first_line(exc)}"})
+                log.attempt(name, lines, exc)
+                continue
+            log.attempt(name, lines)
+            attempts.append({"exporter": name, "ok": True, "stamped_output_dims": stamped, "log": lines[-20:]})
+            return candidate, name, attempts, specialisation
+    specialised = next((a for a in attempts if a["reason"].startswith("the trace is")), None)
+    if specialised is not None:  # the root cause, whatever the fallback said after it
+        raise ExportRefused(f"{recipe.name}: refused: {specialised['reason']}")
+    reasons = "; ".join(f"{a['exporter']}: {a['reason']}" for a in attempts)
+    raise ExportRefused(f"{recipe.name}: no exporter produced a correct model ({reasons})")
+
+
+def _simplify(raw, reference, step):
+    """onnxsim's and onnxslim's graphs, each re-checked; the smallest that passes is kept (raw if none does).
+
+    Returns (model, name, node counts, one record per candidate with why it was kept or dropped)."""
+    nodes, passed, records = {"raw": len(raw.graph.node)}, {}, []
+    for name, run in SIMPLIFIERS.items():
+        step(f"simplifying with {name}")
+        try:
+            candidate = run(raw)
+            nodes[name] = len(candidate.graph.node)
+            onnx.checker.check_model(candidate, full_check=True)
+            reference.require(candidate, f"the {name}-simplified model")
+        except Exception as exc:  # a simplifier that breaks anything is dropped, with the reason
+            nodes.setdefault(name, None)
+            records.append({"simplifier": name, "ok": False, "kept": False, "reason": first_line(exc)[:300]})
+            continue
+        passed[name] = candidate
+        records.append({"simplifier": name, "ok": True, "kept": False, "nodes": nodes[name]})
+    if not passed:
+        nodes["chosen"] = "none"
+        return raw, "none", nodes, records
+    chosen = min(passed, key=lambda n: nodes[n])  # ties: the first (onnxsim)
+    for record in records:
+        if record["ok"]:
+            record["kept"] = record["simplifier"] == chosen
+            record["reason"] = (f"smallest passing graph ({nodes[chosen]} nodes)" if record["kept"] else
+                                f"{record['nodes']} nodes, more than {chosen}'s {nodes[chosen]}" if
+                                record["nodes"] > nodes[chosen] else f"as small as {chosen}, which came first")
+    nodes["chosen"] = chosen
+    return passed[chosen], chosen, nodes, records

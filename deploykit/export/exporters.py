@@ -33,13 +33,16 @@ def dynamic_axes(recipe) -> dict[str, dict[int, str]]:
     axes: dict[str, dict[int, str]] = {}
     for tensor in (*recipe.inputs, *recipe.outputs):
         for axis, dim in enumerate(tensor.shape):
-            if isinstance(dim, DimExpr) and not recipe.dims[dim.symbol].is_static:
+            if dim is None:  # an output axis no symbol determines ("?"): dynamic under its own name
+                axes.setdefault(tensor.name, {})[axis] = f"{tensor.name}_dim{axis}"
+            elif isinstance(dim, DimExpr) and not recipe.dims[dim.symbol].is_static:
                 axes.setdefault(tensor.name, {})[axis] = dim.text
     return axes
 
 
-def export_torchscript(flat, example, recipe, opset: int, dynamic: bool, path: Path, log: list[str]) -> None:
-    with quiet(log, stderr=True), torch.no_grad():
+def export_torchscript(flat, example, recipe, opset: int, dynamic: bool, path: Path, log: list[str],
+                       records: list | None = None) -> None:
+    with quiet(log, stderr=True, records=records), torch.no_grad():
         torch.onnx.export(
             flat, tuple(example), str(path), dynamo=False, opset_version=opset,
             input_names=[t.name for t in recipe.inputs], output_names=[t.name for t in recipe.outputs],
@@ -47,8 +50,9 @@ def export_torchscript(flat, example, recipe, opset: int, dynamic: bool, path: P
         )
 
 
-def _dynamo_shapes(recipe) -> tuple:
-    """One torch.export.Dim per symbol (on a base of multiple_of), derived dims for k*H and H/k."""
+def dynamo_shapes(recipe) -> dict:
+    """torch.export's dynamic_shapes for FlatIO(*inputs): one torch.export.Dim per symbol (on a base of
+    multiple_of), derived dims for k*H and H/k."""
     base = {}
     for name, spec in recipe.dims.items():
         if not spec.is_static:
@@ -67,15 +71,16 @@ def _dynamo_shapes(recipe) -> tuple:
                 raise ExportRefused(f"the dynamo exporter cannot express {tensor.name} axis {axis} = {dim.text}")
             spec[axis] = root if scale == Fraction(1) else int(scale) * root
         shapes.append(spec)
-    return tuple(shapes)
+    return {"inputs": tuple(shapes)}
 
 
-def export_dynamo(flat, example, recipe, opset: int, dynamic: bool, path: Path, log: list[str]) -> None:
-    with quiet(log, stderr=True), torch.no_grad():
+def export_dynamo(flat, example, recipe, opset: int, dynamic: bool, path: Path, log: list[str],
+                  records: list | None = None) -> None:
+    with quiet(log, stderr=True, records=records), torch.no_grad():
         program = torch.onnx.export(
             flat, tuple(example), dynamo=True, opset_version=opset,
             input_names=[t.name for t in recipe.inputs], output_names=[t.name for t in recipe.outputs],
-            dynamic_shapes={"inputs": _dynamo_shapes(recipe)} if dynamic else None, verbose=False,
+            dynamic_shapes=dynamo_shapes(recipe) if dynamic else None, verbose=False,
         )
         program.save(str(path))
 

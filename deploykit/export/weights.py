@@ -1,6 +1,8 @@
-"""Deterministic weights for zoo artifacts, and loading a user's checkpoint.
+"""The weights an export writes: the user's own, exactly, or seeded reference weights for the zoo.
 
-A zoo artifact is built from seeded weights with non-trivial BatchNorm statistics (a fresh module's
+A user's module (a factory, or a checkpoint) is exported with its weights untouched: nothing here
+re-initialises, re-seeds or re-measures it (``reference_module``). Seeded weights are for zoo
+recipes only: a zoo artifact is built from seeded weights with non-trivial BatchNorm statistics (a fresh module's
 running mean 0 / var 1 would hide BN-folding mistakes). The statistics are measured on seeded recipe
 inputs, as training would: random statistics let activations shrink stage by stage until a deep
 network's output no longer depends on its input (composite's logits varied by 1e-7 across inputs),
@@ -18,6 +20,33 @@ from torch import nn
 from ..errors import DeployKitError
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def reference_module(recipe, checkpoint: str | Path | None = None, seed: int = 0) -> tuple[nn.Module, dict]:
+    """The module an export writes (and every later check compares against), and where its weights came from.
+
+    - ``checkpoint``: the recipe's module with that state_dict loaded (strict);
+    - a user's factory (``factory = "pkg.mod:fn"``): the module exactly as the factory returned it. Never
+      re-seeded, never re-measured: those are the user's trained weights;
+    - a zoo recipe: seeded reference weights (``seeded_model``), so zoo artifacts are reproducible.
+    """
+    if checkpoint is not None:
+        from ..files import sha256_file
+
+        model = load_checkpoint(recipe.build(), checkpoint)
+        return model, {"source": "checkpoint", "path": str(checkpoint), "sha256": sha256_file(checkpoint)}
+    if recipe.module is None:
+        return recipe.build(), {"source": "factory", "factory": recipe.factory}
+    return seeded_model(recipe, seed), {"source": "seeded", "seed": seed, "zoo": recipe.module}
+
+
+def describe_weights(weights: dict) -> str:
+    """One line for the CLI: where the exported weights came from."""
+    if weights["source"] == "checkpoint":
+        return f"weights from the checkpoint {weights['path']} (sha256 {weights['sha256'][:12]})"
+    if weights["source"] == "factory":
+        return f"weights as returned by the factory {weights['factory']} (unchanged)"
+    return f"seeded reference weights (zoo module {weights['zoo']!r}, seed {weights['seed']})"
 
 
 def seeded_model(recipe, seed: int = 0, batches: int = 4) -> nn.Module:

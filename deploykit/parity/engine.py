@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..errors import first_line, user_code
+from ..errors import at_declared_shape, first_line, user_code
 from ..recipe.shapes import describe_values
 from .metrics import OutputMetrics, compare_outputs
 
@@ -38,11 +38,12 @@ def inputs_for(recipe, cases, seed: int = 0) -> list[ParityInput]:
 
 @dataclass
 class Recorded:
-    """One runner's outputs (or nothing, and the error) at one input, with its time."""
+    """The reference's outputs at one input, with its time, and in float64 when it can (the noise floor)."""
 
     outputs: dict | None
     error: str | None = None
     ms: float | None = None
+    outputs64: dict | None = None
 
 
 @dataclass
@@ -94,27 +95,31 @@ def _ms(runner) -> float | None:
     return seconds * 1e3 if seconds is not None else None
 
 
-def record(runner, inputs: list[ParityInput], what: str = "the PyTorch module") -> list[Recorded]:
-    """The reference's outputs at every input, computed once; its failure is the user's code failing."""
+def record(runner, inputs: list[ParityInput], what: str = "the PyTorch module", floor: bool = True) -> list[Recorded]:
+    """The reference's outputs at every input, computed once (and in float64 with ``floor``, when the
+    runner can); its failure is the user's code failing."""
     records = []
     for item in inputs:
-        with user_code(f"{what} at {item.describe()}"):
+        with at_declared_shape(f"{what} at {item.describe()}") if item.shape else user_code(what):
             outputs = runner.infer(item.feed)
-        records.append(Recorded(outputs, ms=_ms(runner)))
+        ms = _ms(runner)
+        outputs64 = runner.infer_float64(item.feed) if floor and hasattr(runner, "infer_float64") else None
+        records.append(Recorded(outputs, ms=ms, outputs64=outputs64))
     return records
 
 
 def compare_runners(reference, candidate, inputs: list[ParityInput], tolerance, *, compare=compare_outputs,
                     on_case=None, keep_errors: bool = False, stop_at_failure: bool = False,
-                    reference_name: str = "the PyTorch module") -> ParityResult:
-    """``candidate`` against ``reference`` (an active runner, or ``record``'s list) at every input."""
+                    reference_name: str = "the PyTorch module", floor: bool = True) -> ParityResult:
+    """``candidate`` against ``reference`` (an active runner, or ``record``'s list) at every input;
+    ``floor``: also run the reference in float64, so FP32 rounding of deep networks is not an error."""
     recorded = reference if isinstance(reference, list) else None
     results: list[CaseResult] = []
     errors: dict[str, list[np.ndarray]] = {}
     for index, item in enumerate(inputs):
         if on_case:
             on_case(item)
-        expected = recorded[index] if recorded is not None else record(reference, [item], reference_name)[0]
+        expected = recorded[index] if recorded is not None else record(reference, [item], reference_name, floor)[0]
         try:
             actual = candidate.infer(item.feed)
         except Exception as exc:  # a candidate failing at a shape is a result, not a crash
@@ -123,7 +128,7 @@ def compare_runners(reference, candidate, inputs: list[ParityInput], tolerance, 
             if stop_at_failure:
                 break
             continue
-        metrics = compare(actual, expected.outputs, tolerance)
+        metrics = compare(actual, expected.outputs, tolerance, expected.outputs64)
         if keep_errors:
             for name, ref in expected.outputs.items():
                 if name in actual and actual[name].shape == ref.shape:

@@ -2,6 +2,12 @@
 
 Kept apart from the runners (Polygraphy's comparator habit): the same metrics judge ONNX FP32,
 FP16, INT8 and TensorRT outputs; only the tolerance changes with the precision.
+
+The noise floor: a deep network's FP32 output carries PyTorch's own rounding (inception_v3: 3.6e-3
+max abs at its opt shape), and a fixed atol would refuse an exact export of it. When the reference
+also ran in float64, an FP32 candidate whose error against float64 is within FLOOR_MULTIPLE times
+PyTorch's own FP32 error against float64 is rounding, not an export bug; a real bug is orders of
+magnitude above that floor. Cosine and SNR floors still apply.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 _TINY = 1e-12
+FLOOR_MULTIPLE = 4.0  # ONNX's FP32 error may be this many times PyTorch's own, against float64
 
 
 @dataclass
@@ -25,6 +32,8 @@ class OutputMetrics:
     snr_db: float
     passed: bool
     failures: list[str]
+    floor: float | None = None  # PyTorch's own FP32 error: max |torch fp32 - torch fp64|
+    error_vs_float64: float | None = None  # max |candidate - torch fp64|
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -56,8 +65,10 @@ def error_stats(actual: np.ndarray, expected: np.ndarray) -> dict[str, float]:
     }
 
 
-def compare_output(name: str, actual: np.ndarray, expected: np.ndarray, tolerance) -> OutputMetrics:
-    """Judge one output against the reference under a recipe Tolerance."""
+def compare_output(name: str, actual: np.ndarray, expected: np.ndarray, tolerance,
+                   expected64: np.ndarray | None = None) -> OutputMetrics:
+    """Judge one output against the reference under a recipe Tolerance (and the noise floor when
+    ``expected64``, the reference run in float64, is given)."""
     failures: list[str] = []
     if tuple(actual.shape) != tuple(expected.shape):
         nan = float("nan")
@@ -66,27 +77,35 @@ def compare_output(name: str, actual: np.ndarray, expected: np.ndarray, toleranc
     if not np.all(np.isfinite(actual)):
         failures.append(f"{int(np.size(actual) - np.isfinite(actual).sum())} non-finite values")
     stats = error_stats(actual, expected)
+    floor = error64 = None
+    if expected64 is not None and expected64.shape == expected.shape:
+        truth = expected64.astype(np.float64)
+        floor = float(np.abs(expected.astype(np.float64) - truth).max(initial=0.0))
+        error64 = float(np.abs(actual.astype(np.float64) - truth).max(initial=0.0))
     if tolerance.atol is not None:
         limit = tolerance.atol + (tolerance.rtol or 0.0) * np.abs(expected.astype(np.float64))
         bad = np.abs(actual.astype(np.float64) - expected.astype(np.float64)) > limit
-        if bad.any():
+        rounding = floor is not None and error64 <= FLOOR_MULTIPLE * floor
+        if bad.any() and not rounding:
+            beyond = f" and {error64 / floor:.1f}x PyTorch's own FP32 error" if floor else ""
             failures.append(
                 f"{int(bad.sum())}/{bad.size} values beyond atol={tolerance.atol:g} rtol={tolerance.rtol or 0:g} "
-                f"(max abs {stats['max_abs']:.3g})"
+                f"(max abs {stats['max_abs']:.3g}{beyond})"
             )
     if tolerance.cosine_min is not None and stats["cosine"] < tolerance.cosine_min:
         failures.append(f"cosine {stats['cosine']:.6f} < {tolerance.cosine_min}")
     if tolerance.snr_min_db is not None and stats["snr_db"] < tolerance.snr_min_db:
         failures.append(f"SNR {stats['snr_db']:.1f} dB < {tolerance.snr_min_db} dB")
-    return OutputMetrics(name, list(actual.shape), **stats, passed=not failures, failures=failures)
+    return OutputMetrics(name, list(actual.shape), **stats, passed=not failures, failures=failures,
+                         floor=floor, error_vs_float64=error64)
 
 
-def compare_outputs(actual: dict, expected: dict, tolerance) -> list[OutputMetrics]:
+def compare_outputs(actual: dict, expected: dict, tolerance, expected64: dict | None = None) -> list[OutputMetrics]:
     results = []
     for name, ref in expected.items():
         if name not in actual:
             nan = float("nan")
             results.append(OutputMetrics(name, [], nan, nan, nan, nan, nan, nan, False, ["output missing"]))
             continue
-        results.append(compare_output(name, actual[name], ref, tolerance))
+        results.append(compare_output(name, actual[name], ref, tolerance, (expected64 or {}).get(name)))
     return results

@@ -8,10 +8,10 @@
 """
 
 from .factory import import_factory
-from .load import default_recipe_dir, find_recipe, load_all, load_recipe, recipe_names
+from .load import default_recipe_dir, find_recipe, load_all, load_recipe, recipe_from_bytes, recipe_names
 from .spec import (CALIBRATION_METHODS, DEFAULT_TOLERANCES, DISTRIBUTIONS, PRECISIONS, CalibrationSpec, DimSpec,
                    Recipe, RecipeError, TensorSpec, Tolerance)
 
 __all__ = ["CALIBRATION_METHODS", "DEFAULT_TOLERANCES", "DISTRIBUTIONS", "PRECISIONS", "CalibrationSpec", "DimSpec",
            "Recipe", "RecipeError", "TensorSpec", "Tolerance", "default_recipe_dir", "find_recipe", "import_factory",
-           "load_all", "load_recipe", "recipe_names"]
+           "load_all", "load_recipe", "recipe_from_bytes", "recipe_names"]

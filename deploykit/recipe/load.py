@@ -60,16 +60,26 @@ def load_recipe(path: str | Path) -> Recipe:
         raw_bytes = path.read_bytes()
     except OSError as exc:
         raise RecipeError(f"{path}: cannot read recipe: {exc.strerror}") from None
+    return recipe_from_bytes(raw_bytes, path)
+
+
+def recipe_name(path: Path) -> str:
+    """``recipes/cbam.toml`` -> cbam; an artifact's copy ``artifacts/mynet/recipe.toml`` -> mynet."""
+    return path.parent.name if path.name == "recipe.toml" else path.stem
+
+
+def recipe_from_bytes(raw_bytes: bytes, path: Path) -> Recipe:
+    """A recipe from its TOML bytes; ``path`` names it (its stem is the recipe's name) in every message."""
     try:
         data = tomllib.loads(raw_bytes.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RecipeError(f"{path}: not valid TOML: {exc}") from None
-    return _Validator(path, data, hashlib.sha256(raw_bytes).hexdigest()).recipe()
+    return _Validator(path, data, raw_bytes).recipe()
 
 
 class _Validator:
-    def __init__(self, path: Path, data: dict, sha256: str):
-        self.path, self.data, self.sha256 = path, data, sha256
+    def __init__(self, path: Path, data: dict, raw_bytes: bytes):
+        self.path, self.data, self.raw_bytes = path, data, raw_bytes
 
     def fail(self, where: str, what: str):
         raise RecipeError(f"{self.path}: {where}: {what}")
@@ -110,11 +120,11 @@ class _Validator:
                 self.fail(f"dims.{name}", "is not used by any input shape")
         self.check_expressions(inputs + outputs, dims)
         recipe = Recipe(
-            name=self.path.stem, path=self.path, module=module, factory=factory,
+            name=recipe_name(self.path), path=self.path, module=module, factory=factory,
             summary=self.typed(d, "summary", str, "summary", default=""), opset=opset, call=call,
             args=args, inputs=inputs, outputs=outputs, dims=dims,
             tolerances=self.tolerances(self.typed(d, "tolerance", dict, "tolerance", default={})),
-            sha256=self.sha256,
+            sha256=hashlib.sha256(self.raw_bytes).hexdigest(), text=self.raw_bytes.decode(),
             calibration=self.calibration(self.typed(d, "calibration", dict, "calibration", default={}), inputs),
         )
         self.check_args(recipe)
@@ -177,6 +187,8 @@ class _Validator:
                     parsed = parse_dim(dim)
                 except ValueError as exc:
                     self.fail(f"{where}.shape[{j}]", str(exc))
+                if parsed is None and key == "inputs":
+                    self.fail(f"{where}.shape[{j}]", "\"?\" is for outputs only: an input's every axis needs a size")
                 if isinstance(parsed, DimExpr) and parsed.symbol not in dims:
                     self.fail(f"{where}.shape[{j}]", f"unknown symbol {parsed.symbol!r} (declare it under [dims.{parsed.symbol}])")
                 shape.append(parsed)

@@ -31,8 +31,11 @@ class DimExpr:
         return int(value)
 
 
-def parse_dim(item) -> int | DimExpr:
-    """An int stays a static size; a string is parsed as ``[k*]SYM[*k|/k]``."""
+def parse_dim(item) -> int | DimExpr | None:
+    """An int stays a static size; a string is parsed as ``[k*]SYM[*k|/k]``; ``"?"`` is a dynamic axis
+    with no such relation to the symbols (None: only outputs may have one)."""
+    if item == "?":
+        return None
     if isinstance(item, bool):
         raise ValueError(f"{item!r} is not a dim (use an int or a symbol such as \"H\" or \"2*H\")")
     if isinstance(item, int):
@@ -52,6 +55,8 @@ def parse_dim(item) -> int | DimExpr:
 
 
 def resolve_shape(shape: tuple, values: dict[str, int]) -> tuple[int, ...]:
+    if any(d is None for d in shape):
+        raise ValueError(f"shape {shape} has an axis ('?') that no symbol determines")
     return tuple(d if isinstance(d, int) else d.evaluate(values) for d in shape)
 
 
@@ -87,12 +92,14 @@ def _pick_off_grid(rng, candidates: list[int], avoid: set[int]) -> int:
     return int(rng.choice(candidates))
 
 
-def sweep(dims: dict, *, seed: int = 0, off_grid: int = 2) -> list[ShapeCase]:
+def sweep(dims: dict, *, seed: int = 0, off_grid: int = 2, edges: bool = False, samples: int = 0) -> list[ShapeCase]:
     """min, opt, max, then ``off_grid`` seeded cases; duplicates dropped, order stable.
 
     ``dims`` maps symbol -> DimSpec (see recipe.py). Static symbols keep their value everywhere.
     Off-grid cases give each dynamic symbol a different value where the ranges allow (so H != W),
-    alternating batch-like symbols between their min and a larger value.
+    alternating batch-like symbols between their min and a larger value. ``edges`` adds the grid's
+    second and second-to-last values (min + step, max - step: off-by-one bins and paddings), and
+    ``samples`` that many more seeded in-range shapes.
     """
     static = {n: d.value for n, d in dims.items() if d.is_static}
     dynamic = {n: d for n, d in dims.items() if not d.is_static}
@@ -110,6 +117,19 @@ def sweep(dims: dict, *, seed: int = 0, off_grid: int = 2) -> list[ShapeCase]:
             values[name] = _pick_off_grid(rng, grid, avoid)
             used.add(values[name])
         cases.append(ShapeCase(f"off-grid-{i + 1}", values))
+    if edges:
+        for label, index in (("edge-low", 1), ("edge-high", -2)):
+            values = dict(static)
+            for name, d in dynamic.items():
+                grid = allowed_values(d.min, d.max, d.multiple_of)
+                values[name] = grid[index] if len(grid) > 2 else grid[0 if index == 1 else -1]
+            cases.append(ShapeCase(label, values))
+    sampler = np.random.default_rng([seed, 7919])  # its own stream: samples do not move the off-grid cases
+    for i in range(samples):
+        values = dict(static)
+        for name, d in dynamic.items():
+            values[name] = int(sampler.choice(allowed_values(d.min, d.max, d.multiple_of)))
+        cases.append(ShapeCase(f"sample-{i + 1}", values))
     unique: dict[tuple, ShapeCase] = {}
     for case in cases:
         unique.setdefault(case.key(), case)

@@ -87,8 +87,8 @@ class TensorSpec:
     high: float = 1.0
     dtype: np.dtype = np.dtype(np.float32)
 
-    def dim_names(self) -> list[str | int | None]:
-        return [d.text if isinstance(d, DimExpr) else d for d in self.shape]
+    def dim_names(self) -> list[str | int]:
+        return [d.text if isinstance(d, DimExpr) else "?" if d is None else d for d in self.shape]
 
     def describe(self) -> str:
         return "(" + ", ".join(str(d) for d in self.dim_names()) + ")"
@@ -146,6 +146,7 @@ class Recipe:
     dims: dict[str, DimSpec]
     tolerances: dict[str, Tolerance]
     sha256: str = field(repr=False)
+    text: str = field(repr=False, default="")  # the TOML it was loaded from (copied into every artifact)
     calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
 
     # -- shapes -------------------------------------------------------------------------------
@@ -170,8 +171,8 @@ class Recipe:
     def case(self, label: str) -> ShapeCase:
         return ShapeCase(label, {n: d.value if d.is_static else getattr(d, label) for n, d in self.dims.items()})
 
-    def sweep(self, seed: int = 0, off_grid: int = 2) -> list[ShapeCase]:
-        return sweep(self.dims, seed=seed, off_grid=off_grid)
+    def sweep(self, seed: int = 0, off_grid: int = 2, edges: bool = False, samples: int = 0) -> list[ShapeCase]:
+        return sweep(self.dims, seed=seed, off_grid=off_grid, edges=edges, samples=samples)
 
     def input_shapes(self, case: ShapeCase) -> dict[str, tuple[int, ...]]:
         return {t.name: resolve_shape(t.shape, case.values) for t in self.inputs}
@@ -212,13 +213,25 @@ class Recipe:
         return import_factory(self.factory, self.path)
 
     def build(self):
-        """The module in eval mode, built from the recipe's constructor arguments."""
+        """The module in eval mode, built from the recipe's constructor arguments, exactly as the factory
+        returns it (its weights untouched). Anything the factory raises is the user's error, one line."""
+        from torch import nn
+
+        from ..errors import UserCodeError, user_code
+
+        what = f"{'zoo module ' + repr(self.module) if self.module else 'the factory ' + self.factory}" \
+               f"({', '.join(f'{k}={v!r}' for k, v in self.args.items())})"
         if self.module is not None:
             from .. import zoo
 
-            model = zoo.create(self.module, **self.args)
+            with user_code(what):
+                model = zoo.create(self.module, **self.args)
         else:
-            model = self.factory_callable()(**self.args)
+            factory = self.factory_callable()
+            with user_code(what):
+                model = factory(**self.args)
+        if not isinstance(model, nn.Module):
+            raise UserCodeError(f"{what} returned {type(model).__name__}, not a torch.nn.Module")
         return model.eval()
 
     def tolerance(self, precision: str) -> Tolerance:

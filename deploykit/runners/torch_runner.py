@@ -7,6 +7,8 @@ tensors in and a flat tuple out. The exporter and this runner share that one map
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch import nn
@@ -47,6 +49,7 @@ class TorchRunner(Runner):
         self.recipe = recipe
         self.flat = FlatIO(model.eval(), recipe.call)
         self.threads = threads
+        self._flat64 = None  # a float64 copy, made on first use (the noise floor, parity/metrics.py)
 
     def activate(self) -> None:
         if self.threads:
@@ -55,14 +58,31 @@ class TorchRunner(Runner):
     def input_metadata(self):
         return list(self.recipe.inputs)
 
-    def infer_impl(self, feed):
+    def _run(self, flat, feed, dtype=None):
         tensors = [torch.from_numpy(np.ascontiguousarray(feed[t.name])) for t in self.recipe.inputs]
+        if dtype is not None:
+            tensors = [t.to(dtype) for t in tensors]
         with torch.inference_mode():
-            outputs = self.flat(*tensors)
+            outputs = flat(*tensors)
         names = [t.name for t in self.recipe.outputs]
         if len(outputs) != len(names):
             raise RuntimeError(f"module returned {len(outputs)} outputs, the recipe declares {len(names)}")
         return {n: o.detach().cpu().numpy() for n, o in zip(names, outputs)}
+
+    def infer_impl(self, feed):
+        return self._run(self.flat, feed)
+
+    def infer_float64(self, feed) -> dict | None:
+        """The same module in float64 (None when it cannot run so: e.g. a custom op without a double kernel)."""
+        if self._flat64 is False:
+            return None
+        try:
+            if self._flat64 is None:
+                self._flat64 = copy.deepcopy(self.flat).double()
+            return self._run(self._flat64, feed, torch.float64)
+        except Exception:  # float64 is a refinement of the check, never a reason to fail it
+            self._flat64 = False
+            return None
 
     def describe(self) -> dict:
         return {"runner": self.name, "torch": torch.__version__, "threads": torch.get_num_threads()}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from ..artifact import Artifact
 from ..errors import DeployKitError
 from ..export.weights import load_checkpoint
@@ -15,7 +17,7 @@ __all__ = ["BACKENDS", "VerifyRun", "verify_artifact", "verify_onnx"]
 
 
 def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str = "ort-cpu", precision: str = "fp32",
-                    extra_shapes=(), seed: int = 0, write: bool = True, on_case=None) -> VerifyRun:
+                    extra_shapes=(), seed: int = 0, samples: int = 0, write: bool = True, on_case=None) -> VerifyRun:
     """Verify ``out_dir/<recipe>/`` (made by ``deploykit export``) and write verify.json + report.md there."""
     artifact = Artifact.open(Path(out_dir) / recipe.name)
     artifact.check_recipe(recipe)
@@ -29,7 +31,8 @@ def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str =
     manifest = artifact.manifest
     run = run_parity(
         recipe, artifact.path(model_file), artifact.reference_model(recipe), backend=backend, precision=precision,
-        extra_shapes=extra_shapes, seed=seed, static_shape=manifest["export_shape"] if manifest.get("static") else None,
+        extra_shapes=extra_shapes, seed=seed, samples=samples,
+        static_shape=manifest["export_shape"] if manifest.get("static") else None,
         export_shape=manifest.get("export_shape"), on_case=on_case,
     )
     if write:
@@ -37,20 +40,30 @@ def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str =
     return run
 
 
-def verify_onnx(onnx_path: str | Path, recipe, checkpoint: str | Path | None, *, backend: str = "ort-cpu",
-                precision: str = "fp32", extra_shapes=(), seed: int = 0, write: bool = True, on_case=None) -> VerifyRun:
-    """Verify a user's own ONNX against its module (built from the recipe's factory + checkpoint)."""
+def verify_onnx(onnx_path: str | Path, recipe, checkpoint: str | Path | None = None, *, backend: str = "ort-cpu",
+                precision: str = "fp32", extra_shapes=(), seed: int = 0, samples: int = 0, write: bool = True,
+                on_case=None) -> VerifyRun:
+    """Verify a user's own ONNX against its module: the recipe's factory, with ``checkpoint`` loaded when given.
+
+    Without a checkpoint the factory's module is the reference as it is: fine when the factory loads the
+    trained weights itself, or the module has none; a factory that initialises randomly on every call
+    cannot be the reference of anything, and is refused."""
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise DeployKitError(f"{onnx_path} does not exist")
-    if checkpoint is None:
-        raise DeployKitError("--checkpoint is required with --onnx: the module needs the weights the ONNX was made from")
-    reference = load_checkpoint(recipe.build(), checkpoint)
+    if checkpoint is not None:
+        reference = load_checkpoint(recipe.build(), checkpoint)
+    else:
+        reference = recipe.build()
+        state = reference.state_dict()
+        again = recipe.build().state_dict()
+        if any(not torch.equal(state[k], again[k]) for k in state):
+            raise DeployKitError(f"{recipe.factory or recipe.module} returns different weights on every call "
+                                 "(random initialisation): pass --checkpoint with the weights the ONNX was exported from")
     run = run_parity(recipe, onnx_path, reference, backend=backend, precision=precision, extra_shapes=extra_shapes,
-                     seed=seed, on_case=on_case)
+                     seed=seed, samples=samples, on_case=on_case)
     if write:
         folder = onnx_path.parent / f"{onnx_path.stem}.verify"
         folder.mkdir(exist_ok=True)
         write_results(folder, run)
     return run
-

@@ -50,7 +50,7 @@ def shape_dependence(cases: list[dict], export_shape: dict | None) -> str | None
     bad = ", ".join(c["label"] for c in failed)
     where = "right at the export shape and wrong elsewhere" if at_export else f"right at {ok} only"
     return (f"shape-dependent export bug: {where} (passes: {ok}; fails: {bad}); "
-            "typically a size baked into the graph at export (e.g. adaptive pooling)")
+            "typically a size baked into the graph at export (e.g. adaptive pooling, or a Python branch on a size)")
 
 
 def _scopes(node: onnx.NodeProto, qualnames: set[str]) -> set[str]:

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 
 from ..errors import DeployKitError, first_line
-from ..parity import CaseResult, compare_runners, inputs_for
+from ..parity import CaseResult, ParityInput, compare_runners, inputs_for
 from ..recipe.shapes import ShapeCase
 from ..runners.backends import BACKENDS as BACKEND_TABLE
 from ..runners.torch_runner import TorchRunner
@@ -33,6 +33,8 @@ class VerifyRun:
     diagnosis: list[str] = field(default_factory=list)
     seconds: float = 0.0
     errors: dict = field(default_factory=dict, repr=False)  # output -> sampled abs errors (for plots)
+    seed: int = 0  # of the off-grid shapes, the samples and the inputs: the run is reproducible from it
+    samples: int = 0
 
     @property
     def passed(self) -> bool:
@@ -52,11 +54,14 @@ def make_runner(backend: str, model_path: Path):
     return BACKEND_TABLE[backend].runner(model_path)
 
 
-def select_cases(recipe, backend: str, static_shape: dict | None, extra: list[dict], seed: int) -> list[ShapeCase]:
+def select_cases(recipe, backend: str, static_shape: dict | None, extra: list[dict], seed: int,
+                 samples: int = 0) -> list[ShapeCase]:
+    """min, opt, max, two off-grid shapes, the grid's edges (min + step, max - step), ``samples`` more
+    seeded shapes, and the user's ``--shape``s."""
     if static_shape is not None:
         cases = [ShapeCase("export", dict(static_shape))]
     else:
-        cases = recipe.sweep(seed=seed)
+        cases = recipe.sweep(seed=seed, edges=True, samples=samples)
         if backend == "ref":  # the reference evaluator is slow: a second opinion on the smallest shapes
             size = lambda c: sum(int(np.prod(s)) for s in recipe.input_shapes(c).values())  # noqa: E731
             cases = sorted(cases, key=size)[:3]
@@ -68,41 +73,66 @@ def select_cases(recipe, backend: str, static_shape: dict | None, extra: list[di
 
 
 def run_parity(recipe, model_path: Path, reference, *, backend: str = "ort-cpu", precision: str = "fp32",
-               extra_shapes: list[dict] = (), seed: int = 0, static_shape: dict | None = None,
+               extra_shapes: list[dict] = (), seed: int = 0, samples: int = 0, static_shape: dict | None = None,
                export_shape: dict | None = None, on_case=None) -> VerifyRun:
     """Verify ``model_path`` on ``backend`` against the PyTorch ``reference`` over the sweep."""
     started = time.perf_counter()
     tolerance = recipe.tolerance(precision)
-    cases = select_cases(recipe, backend, static_shape, list(extra_shapes), seed)
+    cases = select_cases(recipe, backend, static_shape, list(extra_shapes), seed, samples)
     notify = (lambda item: on_case(ShapeCase(item.label, item.shape))) if on_case else None
     with make_runner(backend, model_path) as runner, TorchRunner(reference, recipe) as torch_runner:
         result = compare_runners(torch_runner, runner, inputs_for(recipe, cases, seed), tolerance, on_case=notify,
-                                 keep_errors=True)
+                                 keep_errors=True, floor=precision == "fp32")
         runner_info = runner.describe()
     run = VerifyRun(recipe.name, backend, precision, str(model_path), runner_info, asdict(tolerance), result.cases,
-                    errors=result.errors)
+                    errors=result.errors, seed=seed, samples=samples)
     if not run.passed:
-        run.diagnosis = _diagnose(run, recipe, model_path, reference, precision, export_shape, seed)
+        run.diagnosis = _diagnose(run, recipe, model_path, reference, backend, precision, export_shape, seed)
     run.seconds = time.perf_counter() - started
     return run
 
 
-def _diagnose(run, recipe, model_path, reference, precision, export_shape, seed) -> list[str]:
+def _diagnose(run, recipe, model_path, reference, backend, precision, export_shape, seed) -> list[str]:
     notes = []
     is_onnx = str(model_path).endswith(".onnx")
     if is_onnx:
         notes += diagnose.static_axis_problems(onnx.load(str(model_path), load_external_data=False), recipe)
-    verdict = diagnose.shape_dependence([{"label": c.label, "shape": c.shape, "passed": c.passed} for c in run.cases],
-                                        export_shape)
-    if verdict:
+    first_failed = next((c for c in run.cases if not c.passed and c.error is None), None)
+    data_dependent = False
+    if first_failed is not None:  # the same shape, other data: tells data from shape dependence
+        verdict, data_dependent = _rerun_with_other_data(first_failed, recipe, model_path, reference, backend,
+                                                         precision, seed)
         notes.append(verdict)
-    if is_onnx and precision == "fp32":
-        first_failed = next((c for c in run.cases if not c.passed and c.error is None), None)
-        if first_failed is not None:
-            case = ShapeCase(first_failed.label, first_failed.shape)
-            try:
-                notes.append(diagnose.first_divergence(model_path, reference, recipe, recipe.make_inputs(case, seed),
-                                                       recipe.tolerance(precision)))
-            except Exception as exc:  # diagnosis is best effort; never hide the verdict behind its failure
-                notes.append(f"could not localise the divergence: {first_line(exc)}")
+    if not data_dependent:
+        verdict = diagnose.shape_dependence([{"label": c.label, "shape": c.shape, "passed": c.passed}
+                                             for c in run.cases], export_shape)
+        if verdict:
+            notes.append(verdict)
+    if is_onnx and precision == "fp32" and first_failed is not None:
+        case = ShapeCase(first_failed.label, first_failed.shape)
+        try:
+            notes.append(diagnose.first_divergence(model_path, reference, recipe, recipe.make_inputs(case, seed),
+                                                   recipe.tolerance(precision)))
+        except Exception as exc:  # diagnosis is best effort; never hide the verdict behind its failure
+            notes.append(f"could not localise the divergence: {first_line(exc)}")
     return notes
+
+
+def _rerun_with_other_data(case: CaseResult, recipe, model_path, reference, backend, precision, seed):
+    """(note, data-dependent?) from three more runs at the failing shape with other seeds."""
+    shape = ShapeCase(case.label, case.shape)
+    inputs = [ParityInput(f"{case.label}/seed-{s}", case.shape, recipe.make_inputs(shape, s))
+              for s in (seed + 1, seed + 2, seed + 3)]
+    try:
+        with make_runner(backend, model_path) as runner, TorchRunner(reference, recipe) as torch_runner:
+            result = compare_runners(torch_runner, runner, inputs, recipe.tolerance(precision),
+                                     floor=precision == "fp32")
+    except Exception as exc:  # diagnosis is best effort
+        return f"could not re-run {case.describe()} with other data: {first_line(exc)}", False
+    passing = [c for c in result.cases if c.passed]
+    if passing:
+        return (f"data-dependent: at {case.describe()} the model fails with the sweep's inputs (seed {seed}) but "
+                f"passes with {len(passing)} of {len(inputs)} other seeds: a value or branch that depends on the "
+                "data was fixed at export (e.g. .item() or a Python `if` on a tensor)"), True
+    return (f"not data-dependent: at {case.describe()} it fails with other inputs as well "
+            f"({len(inputs)} more seeds)"), False

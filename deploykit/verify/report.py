@@ -53,6 +53,8 @@ def write_results(folder: Path, run) -> Path:
 
 
 def _fmt(value) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, str):
         return value
     return "nan" if value != value else f"{value:.3g}"
@@ -66,17 +68,19 @@ def render_markdown(data: dict) -> str:
                   f"- model: `{run['model_file']}`",
                   f"- runner: {', '.join(f'{k}={v}' for k, v in run['runner'].items())}",
                   f"- tolerance: {', '.join(f'{k}={v}' for k, v in run['tolerance'].items() if v is not None)}",
-                  f"- {len(run['cases'])} shapes in {run['seconds']:.1f} s", "",
-                  "| case | shape | output | max abs | max rel | mean abs | p99 abs | cosine | SNR dB | result |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  f"- {len(run['cases'])} shapes in {run['seconds']:.1f} s (seed {run.get('seed', 0)}, "
+                  f"{run.get('samples', 0)} extra samples)",
+                  "- torch floor: max |PyTorch FP32 - PyTorch float64|, PyTorch's own rounding (FP32 runs)", "",
+                  "| case | shape | output | max abs | max rel | mean abs | p99 abs | torch floor | cosine | SNR dB | result |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for case in run["cases"]:
             shape = " ".join(f"{k}={v}" for k, v in case["shape"].items())
             if case["error"]:
-                lines.append(f"| {case['label']} | {shape} | - | - | - | - | - | - | - | error: {case['error']} |")
+                lines.append(f"| {case['label']} | {shape} | - | - | - | - | - | - | - | - | error: {case['error']} |")
             for m in case["outputs"]:
                 result = "pass" if m["passed"] else "FAIL: " + "; ".join(m["failures"])
                 lines.append(f"| {case['label']} | {shape} | {m['name']} | {_fmt(m['max_abs'])} | {_fmt(m['max_rel'])} | "
-                             f"{_fmt(m['mean_abs'])} | {_fmt(m['p99_abs'])} | {_fmt(m['cosine'])} | "
+                             f"{_fmt(m['mean_abs'])} | {_fmt(m['p99_abs'])} | {_fmt(m.get('floor'))} | {_fmt(m['cosine'])} | "
                              f"{_fmt(m['snr_db'])} | {result} |")
         if run.get("diagnosis"):
             lines += ["", "**Diagnosis**", ""] + [f"- {note}" for note in run["diagnosis"]]

@@ -1,0 +1,52 @@
+"""export.log: what the exporters and checks said, next to the artifact, so the terminal gets one line.
+
+torch.onnx can print hundreds of lines (TorchScript dumps its IR when it fails; dynamo reports each
+pass); deploykit keeps all of it, with full tracebacks of failures, in ``<artifact>/export.log``.
+The file begins with a marker line: a file of the same name that lacks it is the user's and is kept.
+"""
+
+from __future__ import annotations
+
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..artifact import LOG
+from ..errors import DeployKitError
+
+MARKER = "# deploykit export log"
+
+
+class ExportLog:
+    def __init__(self, folder: Path, name: str):
+        self.path = Path(folder) / LOG
+        self.lines = [f"{MARKER}: {name}, {datetime.now(timezone.utc).isoformat(timespec='seconds')}"]
+
+    def line(self, text: str) -> None:
+        self.lines.append(text)
+
+    def attempt(self, exporter: str, output: list[str], error: BaseException | None = None) -> None:
+        """One exporter's captured output and, when it failed, its full traceback."""
+        self.lines.append(f"--- {exporter} exporter: {'failed' if error else 'ok'} ({len(output)} lines of output)")
+        self.lines.extend(f"    {line}" for line in output)
+        if error is not None:
+            self.lines.extend("    " + line for line in
+                              "".join(traceback.format_exception(type(error), error, error.__traceback__)).splitlines())
+
+    def failure(self, error: BaseException) -> None:
+        self.lines.append(f"--- refused or failed: {type(error).__name__}: {error}")
+        if error.__traceback__ is not None:
+            self.lines.extend("    " + line for line in
+                              "".join(traceback.format_exception(type(error), error, error.__traceback__)).splitlines())
+
+    def write(self) -> bool:
+        """Write the log (never over a file that is not a deploykit log); True when written."""
+        from ..files import atomic_write_text
+
+        try:
+            if self.path.exists() and not self.path.read_text(errors="replace").startswith(MARKER):
+                return False
+            atomic_write_text(self.path, "\n".join(self.lines) + "\n")
+        except (OSError, UnicodeError, DeployKitError):
+            return False  # the log is a courtesy: never the reason an export fails
+        return True

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifact import PRECISION_MODELS, Artifact, engine_name
+from .artifact import PRECISION_MODELS, Artifact, engine_name, precision_model
 from .errors import DeployKitError
 from .shapes import parse_dim, resolve_shape
 
@@ -132,9 +132,9 @@ def _open_trt(artifact: Artifact, precision: str):
 def _open_ort(artifact: Artifact, precision: str, device: str, threads: int | None):
     from .runners.ort_runner import OrtRunner
 
-    model_file = PRECISION_MODELS[precision]
+    model_file = precision_model(precision, "onnxruntime")  # the file verify checks and bench times
     if model_file not in artifact.manifest["files"]:
-        hint = "deploykit export" if precision == "fp32" else "deploykit calibrate"
+        hint = "deploykit export" if precision == "fp32" else "deploykit calibrate --target ort"
         raise BackendUnavailable(f"{artifact.dir} has no {model_file}; make it with `{hint} {artifact.name}`")
     artifact.check_files(model_file)
     if device == "cuda":

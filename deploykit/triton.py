@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifact import PRECISION_MODELS, Artifact, engine_name, update_manifest
+from .artifact import PRECISION_MODELS, Artifact, engine_name, precision_model, update_manifest
 from .errors import DeployKitError
 from .files import atomic_write_bytes, check_can_overwrite, sha256_file
 from .runtime import SymbolRange, TensorInfo, symbol_ranges, tensor_infos
@@ -162,7 +162,9 @@ def build_config(artifact: Artifact, *, backend: str = "onnxruntime", max_batch:
         raise DeployKitError(f"--precision must be one of {', '.join(PRECISION_MODELS)}, got {precision!r}")
     pb2 = model_config_pb2()
     platform, model_file = BACKENDS[backend]
-    source_name = PRECISION_MODELS[precision] if backend == "onnxruntime" else engine_name(precision)
+    # onnxruntime on CPU runs the INT8 model made for it; its TensorRT accelerator takes TensorRT's Q/DQ model
+    runtime = "tensorrt" if ort_trt is not None else "onnxruntime"
+    source_name = precision_model(precision, runtime) if backend == "onnxruntime" else engine_name(precision)
     if source_name not in artifact.manifest["files"]:
         hint = {"tensorrt": "deploykit build-trt", "onnxruntime": "deploykit calibrate" if precision != "fp32"
                 else "deploykit export"}[backend]

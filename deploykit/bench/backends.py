@@ -1,7 +1,7 @@
 """The backends ``deploykit bench`` can time, and why one is unavailable here.
 
 A backend is a runner over one file of the artifact folder: ``torch`` the PyTorch module with the
-exported weights (weights.pt), ``ort*`` onnxruntime CPU over model.onnx / model.int8.onnx (Q/DQ) /
+exported weights (weights.pt), ``ort*`` onnxruntime CPU over model.onnx / model.int8.ort.onnx (Q/DQ) /
 model.fp16.onnx, ``trt*`` a TensorRT engine (deploykit/trt/runner.py, imported only when used).
 An unavailable backend (no GPU, no TensorRT, file not made yet) is reported as skipped with the
 reason by ``unavailable``; it is never dropped from the results.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from ..artifact import FP16_MODEL, INT8_MODEL, MODEL, WEIGHTS, Artifact, engine_name
+from ..artifact import FP16_MODEL, INT8_ORT_MODEL, MODEL, WEIGHTS, Artifact, engine_name
 from ..errors import DeployKitError
 
 
@@ -55,8 +55,7 @@ class Backend:
         if self.kind == "ort":
             from ..runners.ort_runner import OrtRunner
 
-            # Q/DQ INT8 files are written for TensorRT; onnxruntime runs them as its own kernels want (ort_qdq.py)
-            return OrtRunner(artifact.path(self.file), threads=threads, prepare_qdq=self.precision == "int8")
+            return OrtRunner(artifact.path(self.file), threads=threads)  # the file as written: what verify checks
         from ..trt.runner import TrtRunner
 
         return TrtRunner(artifact.path(self.file))
@@ -68,8 +67,8 @@ def _backends() -> dict[str, Backend]:
         Backend("torch", "torch", WEIGHTS, "fp32", "deploykit export {name}",
                 "PyTorch eager, CPU, torch.inference_mode"),
         Backend("ort", "ort", MODEL, "fp32", "deploykit export {name}", "onnxruntime CPU, FP32 model.onnx"),
-        Backend("ort-int8", "ort", INT8_MODEL, "int8", calibrate,
-                "onnxruntime CPU, Q/DQ INT8 model.int8.onnx (activations made UINT8 at load, same values)"),
+        Backend("ort-int8", "ort", INT8_ORT_MODEL, "int8", calibrate + " --target ort",
+                "onnxruntime CPU, Q/DQ INT8 model.int8.ort.onnx (made for onnxruntime by deploykit calibrate)"),
         Backend("ort-fp16", "ort", FP16_MODEL, "fp16", calibrate, "onnxruntime CPU, FP16 model.fp16.onnx"),
     ]
     for precision in ("fp32", "fp16", "int8"):

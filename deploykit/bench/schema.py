@@ -22,7 +22,7 @@ A row::
     recipe, case ("opt" or "B=4 H=64 W=64"), shape {symbol: int}, inputs {name: [dims]}, items (batch)
     backend     torch | ort | ort-int8 | ort-fp16 | trt | trt-fp16 | trt-int8
     precision   fp32 | fp16 | int8
-    file        the artifact file the backend ran (weights.pt, model.onnx, model.int8.onnx, model.fp32.plan...)
+    file        the artifact file the backend ran (weights.pt, model.onnx, model.int8.ort.onnx, model.fp32.plan...)
     status      "ok" | "skipped" (not available here: reason says why) | "failed" (it loaded or ran and broke)
     reason      null when ok, else one line
     latency_ms  {mean, std, min, p50, p90, p99, max} or null

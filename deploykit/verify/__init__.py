@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..artifact import Artifact, PRECISION_MODELS, engine_name
+from ..artifact import Artifact, PRECISION_MODELS, engine_name, precision_model
 from ..errors import DeployKitError
 from ..weights import load_checkpoint
 from .harness import BACKENDS, VerifyRun, run_parity
 from .report import write_results
 
 __all__ = ["BACKENDS", "VerifyRun", "verify_artifact", "verify_onnx"]
+
+# which runtime's model file each ONNX backend verifies: onnxruntime's kernels (CPU, CUDA) get the INT8 model
+# made for them; the TensorRT execution provider and the reference evaluator (ONNX semantics on CPU) TensorRT's
+MODEL_RUNTIME = {"ort": "onnxruntime", "ort-cuda": "onnxruntime", "ort-trt": "tensorrt", "ref": "tensorrt"}
 
 
 def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str = "ort", precision: str = "fp32",
@@ -21,11 +25,14 @@ def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str =
     if backend == "trt":
         model_file = engine_name(precision)
     else:
-        model_file = PRECISION_MODELS.get(precision)
-        if model_file is None:
+        if precision not in PRECISION_MODELS:
             raise DeployKitError(f"--precision must be one of {', '.join(PRECISION_MODELS)}, got {precision!r}")
+        # exactly the file that runtime runs and bench times on that runtime (one INT8 file per runtime)
+        model_file = precision_model(precision, MODEL_RUNTIME[backend])
     if model_file not in artifact.manifest["files"]:
-        hint = "deploykit build-trt" if backend == "trt" else "deploykit calibrate" if precision != "fp32" else "deploykit export"
+        target = " --target " + ("ort" if MODEL_RUNTIME.get(backend) == "onnxruntime" else "trt")
+        hint = ("deploykit build-trt" if backend == "trt" else f"deploykit calibrate{target * (precision == 'int8')}"
+                if precision != "fp32" else "deploykit export")
         raise DeployKitError(f"{artifact.dir} has no {model_file}; make it with `{hint} {recipe.name}`")
     artifact.check_files(model_file)
     manifest = artifact.manifest

@@ -7,7 +7,7 @@ Exports are cached in --work: a recipe whose artifact there was exported from th
 is not exported again (composite's reference weights come from a 150-step fit). Calibration always
 runs (its per-file report and search time are part of the results).
 
-    python benchmarks/results.py                      # everything (about 10 min on 2 quiet cores)
+    python benchmarks/results.py                      # everything (38 min at load 4-7, exports cached)
     python benchmarks/results.py --repeats 1 --skip-prepare --work artifacts/benchmarks
 
 Artifacts go to --work (default artifacts/benchmarks, git-ignored). Numbers depend on the machine's
@@ -173,9 +173,9 @@ def ablations(work: Path, recipes, notes: dict) -> dict:
             {"ORT_ENABLE_ALL, sequential, intra 2": _session(optimized),
              "ORT_ENABLE_EXTENDED (no NCHWc layout)": _session(optimized, level="extended"),
              "ORT_PARALLEL, intra 1, inter 2": _session(optimized, parallel=True)}, feed, per_turn=10)
-    composite = next(r for r in recipes if r.name == "composite")
+    composite = next((r for r in recipes if r.name == "composite"), None)
     folder = work / "composite"
-    if (folder / INT8_ORT_MODEL).is_file():
+    if composite is not None and (folder / INT8_ORT_MODEL).is_file():
         from deploykit.shapes import ShapeCase
 
         feed = composite.make_inputs(composite.case("opt"))
@@ -353,6 +353,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--iters", type=int, default=60)
     parser.add_argument("--skip-prepare", action="store_true", help="Reuse the artifacts already in --work.")
+    parser.add_argument("--only", default=None, metavar="A,B", help="Only these recipes (a quick check of this script).")
     parser.add_argument("--notes", type=Path, default=Path(__file__).with_name("NOTES.md"),
                         help="Hand-written analysis appended to RESULTS.md.")
     parser.add_argument("--render-only", action="store_true",
@@ -366,6 +367,8 @@ def main() -> None:
         return
     started = time.perf_counter()
     recipes = load_all(REPO / "recipes")
+    if args.only:
+        recipes = [r for r in recipes if r.name in args.only.split(",")]
     if args.skip_prepare:
         manifests = {r.name: Artifact.open(args.work / r.name).manifest for r in recipes}
         notes = {n: m.get("ort_optimization", {}) for n, m in manifests.items()}

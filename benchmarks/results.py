@@ -1,8 +1,13 @@
 """Reproduce benchmarks/RESULTS.md: export and calibrate every recipe, bench torch / onnxruntime FP32 /
-onnxruntime INT8 at each recipe's opt shape (2 threads, several repeats), measure this machine's GEMM
-peak, run the ablations behind the onnxruntime choices, and write RESULTS.md + results.json.
+onnxruntime INT8 (model.int8.ort.onnx, the file `deploykit verify --precision int8` checks) at each
+recipe's opt shape (2 threads, interleaved), measure this machine's GEMM peak, run the ablations behind
+the onnxruntime choices, and write RESULTS.md + results.json.
 
-    python benchmarks/results.py                      # everything (about 10 min on 2 quiet cores)
+Exports are cached in --work: a recipe whose artifact there was exported from the same recipe file
+is not exported again (composite's reference weights come from a 150-step fit). Calibration always
+runs (its per-file report and search time are part of the results).
+
+    python benchmarks/results.py                      # everything (38 min at load 4-7, exports cached)
     python benchmarks/results.py --repeats 1 --skip-prepare --work artifacts/benchmarks
 
 Artifacts go to --work (default artifacts/benchmarks, git-ignored). Numbers depend on the machine's
@@ -23,13 +28,13 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from deploykit.artifact import Artifact
+from deploykit.artifact import INT8_MODEL, INT8_ORT_MODEL, MODEL, WEIGHTS, Artifact
 from deploykit.bench import BenchSettings, bench_cases, bench_recipe, geomean, parse_targets
+from deploykit.bench.interleave import interleaved
 from deploykit.bench.flops import matmul_peak_gflops
 from deploykit.bench.machine import machine_info
 from deploykit.environment import versions
@@ -45,22 +50,43 @@ def log(message: str) -> None:
 
 
 # -- preparation -------------------------------------------------------------------------------------------
-def prepare(work: Path, recipes) -> dict:
-    """model.onnx (optimized, the default export), an unoptimized twin for the ablation, and model.int8.onnx."""
+def _cached(folder: Path, recipe) -> dict | None:
+    """The manifest of an export of this very recipe file already in ``folder``, else None."""
+    try:
+        artifact = Artifact.open(folder / recipe.name)
+        artifact.check_recipe(recipe)
+        artifact.check_files(MODEL, WEIGHTS)
+        return artifact.manifest
+    except Exception:  # missing, stale or edited: export again
+        return None
+
+
+def prepare(work: Path, recipes) -> tuple[dict, dict]:
+    """model.onnx (optimized, the default export; cached), an unoptimized twin for the ablation, and
+    `deploykit calibrate` (both INT8 targets + FP16): the export notes and each calibration's report."""
     from deploykit.export import export_onnx
 
-    notes = {}
+    notes, calibrations = {}, {}
     for recipe in recipes:
-        log(f"export {recipe.name}")
-        result = export_onnx(recipe, work, force=True)
-        export_onnx(recipe, work / "_unoptimized", force=True, optimize=False)
-        notes[recipe.name] = result.manifest["ort_optimization"]
-        log(f"calibrate {recipe.name} (synthetic data)")
-        done = subprocess.run(["deploykit", "calibrate", recipe.name, "--synthetic", "32", "--out", str(work), "--force"],
-                              capture_output=True, text=True, check=False)
+        manifest = _cached(work, recipe)
+        if manifest is None:
+            log(f"export {recipe.name}")
+            manifest = export_onnx(recipe, work, force=True).manifest
+        if _cached(work / "_unoptimized", recipe) is None:
+            export_onnx(recipe, work / "_unoptimized", force=True, optimize=False)
+        notes[recipe.name] = manifest["ort_optimization"]
+        log(f"calibrate {recipe.name} (synthetic data; load {os.getloadavg()[0]:.2f})")
+        started = time.perf_counter()
+        done = subprocess.run(["deploykit", "calibrate", recipe.name, "--synthetic", "32", "--out", str(work), "--force",
+                               "--json"], capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - started
         if done.returncode != 0:
             notes[recipe.name]["calibrate_error"] = (done.stderr.strip().splitlines() or ["?"])[-1]
-    return notes
+            continue
+        report = json.loads(done.stdout)
+        calibrations[recipe.name] = {"seconds": round(seconds, 1), "warnings": report["warnings"],
+                                     "int8_ort": report["int8_ort"], "int8": report["int8"], "fp16": report["fp16"]}
+    return notes, calibrations
 
 
 # -- the benchmark ---------------------------------------------------------------------------------------------
@@ -116,11 +142,8 @@ def summarize(runs: list[dict], recipes) -> dict:
 
 
 # -- ablations: interleaved in-process timing of onnxruntime variants ------------------------------------------------
-def _session(model, level="all", parallel=False, prepare_qdq=False):
-    import onnx
+def _session(model, level="all", parallel=False):
     import onnxruntime as ort
-
-    from deploykit.runners.ort_qdq import prepare_qdq_for_ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1 if parallel else THREADS
@@ -129,67 +152,46 @@ def _session(model, level="all", parallel=False, prepare_qdq=False):
     options.graph_optimization_level = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
                                         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED}[level]
     options.log_severity_level = 3
-    source = str(model)
-    if prepare_qdq:
-        source = prepare_qdq_for_ort(onnx.load(source))[0].SerializeToString()
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
 
 
-def interleaved(sessions: dict, feed: dict, iters: int = 200, rounds: int = 10) -> dict:
-    """p50 and min (ms) of each session, timed in rounds that take turns (as deploykit bench does).
-
-    Turns are blocks of calls with a pause before each: onnxruntime's worker threads spin-wait after
-    a run, and alternating call by call would time one session's spinning threads as the other's loss.
-    """
-    samples = {k: [] for k in sessions}
-    for session in sessions.values():
-        for _ in range(10):
-            session.run(None, feed)
-    for _ in range(rounds):
-        for name, session in sessions.items():
-            time.sleep(0.1)  # see deploykit/bench/run.py SETTLE_SECONDS
-            for _ in range(max(1, iters // rounds)):
-                start = time.perf_counter()
-                session.run(None, feed)
-                samples[name].append((time.perf_counter() - start) * 1e3)
-    return {k: {"p50": float(np.median(v)), "min": float(np.min(v))} for k, v in samples.items()}
+def _interleaved(sessions: dict, feed: dict, per_turn: int = 20) -> dict:
+    """p50 and min (ms) of each session, in 10 rounds that take turns (deploykit.bench.interleave)."""
+    return interleaved({k: (lambda s=s: s.run(None, feed)) for k, s in sessions.items()}, rounds=10, per_turn=per_turn)
 
 
 def ablations(work: Path, recipes, notes: dict) -> dict:
-    result = {"optimize_for_ort": {}, "session_options": {}, "int8_prepare": {}, "profiles": {}}
+    result = {"optimize_for_ort": {}, "session_options": {}, "int8_composite": {}, "profiles": {}}
     for recipe in recipes:
         feed = recipe.make_inputs(recipe.case("opt"))
         optimized, plain = work / recipe.name / "model.onnx", work / "_unoptimized" / recipe.name / "model.onnx"
         log(f"ablation {recipe.name}")
         if notes.get(recipe.name, {}).get("applied") and plain.is_file():
-            result["optimize_for_ort"][recipe.name] = interleaved(
+            result["optimize_for_ort"][recipe.name] = _interleaved(
                 {"export without optimize_for_ort": _session(plain), "export with optimize_for_ort": _session(optimized)},
                 feed)
-        result["session_options"][recipe.name] = interleaved(
+        result["session_options"][recipe.name] = _interleaved(
             {"ORT_ENABLE_ALL, sequential, intra 2": _session(optimized),
              "ORT_ENABLE_EXTENDED (no NCHWc layout)": _session(optimized, level="extended"),
-             "ORT_PARALLEL, intra 1, inter 2": _session(optimized, parallel=True)}, feed, iters=100)
-    composite = next(r for r in recipes if r.name == "composite")
-    int8 = work / "composite" / "model.int8.onnx"
-    if int8.is_file():
+             "ORT_PARALLEL, intra 1, inter 2": _session(optimized, parallel=True)}, feed, per_turn=10)
+    composite = next((r for r in recipes if r.name == "composite"), None)
+    folder = work / "composite"
+    if composite is not None and (folder / INT8_ORT_MODEL).is_file():
+        from deploykit.recipe.shapes import ShapeCase
+
         feed = composite.make_inputs(composite.case("opt"))
-        result["int8_prepare"] = interleaved(
-            {"FP32 model.onnx": _session(work / "composite" / "model.onnx"),
-             "INT8 model.int8.onnx as written (INT8 activations)": _session(int8),
-             "INT8 prepared for onnxruntime (UINT8 activations)": _session(int8, prepare_qdq=True)}, feed)
-        import onnx
-
-        from deploykit.runners.ort_qdq import prepare_qdq_for_ort
-
-        for label, model in (("fp32", str(work / "composite" / "model.onnx")),
-                             ("int8", prepare_qdq_for_ort(onnx.load(str(int8)))[0].SerializeToString())):
+        variants = {"FP32 model.onnx": folder / MODEL,
+                    "INT8 model.int8.ort.onnx (onnxruntime target, as written)": folder / INT8_ORT_MODEL,
+                    "INT8 model.int8.onnx (TensorRT target, as written)": folder / INT8_MODEL}
+        sessions = {label: _session(path) for label, path in variants.items() if path.is_file()}
+        result["int8_composite"] = interleaved({k: (lambda s=s: s.run(None, feed)) for k, s in sessions.items()},
+                                               rounds=10, per_turn=20)
+        for label, model in (("fp32", folder / MODEL), ("int8 (onnxruntime target)", folder / INT8_ORT_MODEL)):
             for shape_label, values in (("opt", composite.case("opt").values), ("B=4 H=128 W=128", {"B": 4, "H": 128, "W": 128})):
-                from deploykit.recipe.shapes import ShapeCase
-
                 profile = profile_ort(model, composite.make_inputs(ShapeCase(shape_label, values)), THREADS, runs=30)
                 result["profiles"][f"{label} {shape_label}"] = {
                     "run_min_us": profile["run_min_us"], "sum_node_min_us": profile["sum_node_min_us"],
-                    "ops": [(o.op_type, o.nodes, round(o.us), round(o.share, 3)) for o in profile["ops"][:8]]}
+                    "ops": [(o.op_type, o.nodes, round(o.us), round(o.share, 3)) for o in profile["ops"][:10]]}
     return result
 
 
@@ -200,6 +202,48 @@ def _ms(value):
 
 def _x(value):
     return "-" if value is None else f"{value:.2f}x"
+
+
+def _calibrated(info: dict | None, key: str):
+    return None if not info or "worth" not in info else info["worth"]["speed_vs_fp32"].get(key)
+
+
+def render_int8(data: dict) -> list[str]:
+    """The INT8 table: bench's interleaved numbers, and what `deploykit calibrate` reported and warned."""
+    s, cal = data["summary"], data.get("calibrations", {})
+    lines = ["## INT8 and FP16 in onnxruntime CPU: what `deploykit calibrate` wrote, reported and warned", "",
+             "`ort-cpu/int8` runs model.int8.ort.onnx as written: the file `deploykit verify NAME --precision int8` checks "
+             "and `deploykit.runtime` / `serve` load. bench columns: the interleaved run above (p50). calibrate columns: "
+             "its own interleaved run of every file it wrote against FP32 at the opt shape (p50 / fastest call); "
+             "accuracy: worst cosine and SNR against PyTorch over the verification sweep; the warning is the line "
+             "calibrate printed (and recorded in the manifest) for a file not faster than FP32 on both p50 and "
+             "fastest call.", "",
+             "| recipe | ort-cpu p50 ms | ort-cpu/int8 p50 ms | int8 vs ort-cpu (bench) | int8 (calibrate) p50 / min | int8 warned | "
+             "int8 cosine / SNR dB | quantized groups | search s | fp16 (calibrate) p50 / min | fp16 warned | "
+             "calibrate s |", "|---|---:|---:|---:|---:|---|---:|---|---:|---:|---|---:|"]
+    for name, e in s["recipes"].items():
+        c = cal.get(name) or {}
+        ort8, fp16 = c.get("int8_ort"), c.get("fp16")
+        i8 = e["speedup"].get("int8_vs_ort")
+        acc = ort8["worth"]["accuracy_sweep"] if ort8 else None
+        policy = ort8["policy"] if ort8 else None
+        groups = policy["quantized_groups"] if policy else None
+        groups = "-" if groups is None else groups if isinstance(groups, str) else ", ".join(groups)
+        lines.append(
+            f"| {name} | {_ms(e['ort-cpu']['p50'])} | {_ms(e['ort-cpu/int8']['p50'])} | {_x(i8 and i8['p50'])} | "
+            f"{_x(_calibrated(ort8, 'speedup_vs_fp32'))} / {_x(_calibrated(ort8, 'speedup_vs_fp32_min'))} | "
+            f"{'yes' if ort8 and ort8['worth'].get('warning') else 'no'} | "
+            f"{acc['cosine_min']:.4f} / {acc['snr_min_db'] if acc['snr_min_db'] is not None else 'inf'} | "
+            f"{groups} | {policy['seconds'] if policy else '-'} | "
+            f"{_x(_calibrated(fp16, 'speedup_vs_fp32'))} / {_x(_calibrated(fp16, 'speedup_vs_fp32_min'))} | "
+            f"{'yes' if fp16 and fp16['worth'].get('warning') else 'no'} | {c.get('seconds') or '-'} |"
+            if acc else f"| {name} | {_ms(e['ort-cpu']['p50'])} | - | - | - | - | - | - | - | - | - | - |")
+    missed = [n for n, e in s["recipes"].items() if (i8 := e["speedup"].get("int8_vs_ort")) and i8["p50"] < 1
+              and not ((cal.get(n) or {}).get("int8_ort") or {}).get("worth", {}).get("warning")]
+    lines += ["", f"Recipes whose INT8 model was slower than FP32 in this bench run but got no warning from calibrate: "
+                  f"{', '.join(missed) or 'none'} (calibrate's own run decides the warning; the two runs are minutes "
+                  "apart on a shared machine).", ""]
+    return lines
 
 
 def render(data: dict) -> str:
@@ -254,6 +298,7 @@ def render(data: dict) -> str:
         f"({g['min']:.2f}x on min; per repeat: {', '.join(f'{x:.2f}x' for x in g['per_repeat'])}). "
         f"Slowest: {slow_name} at {slow_value:.2f}x.",
         "",
+        *render_int8(data),
         "## The composite's arithmetic rate",
         "",
         f"Matrix-multiply peak of this machine: torch `mm` {peak['size']}x{peak['size']} float32 at {THREADS} threads: "
@@ -289,10 +334,10 @@ def render(data: dict) -> str:
     for name, r in ab["session_options"].items():
         vals = list(r.values())
         lines.append("| " + name + " | " + " | ".join(f"{_ms(x['p50'])} ({_ms(x['min'])})" for x in vals) + " |")
-    if ab["int8_prepare"]:
-        lines += ["", "### INT8: model.int8.onnx in onnxruntime (composite, opt shape)", "",
+    if ab.get("int8_composite"):
+        lines += ["", "### INT8 files of the composite in onnxruntime CPU (opt shape, as written, no load-time rewrite)", "",
                   "| variant | p50 ms | min ms |", "|---|---:|---:|"]
-        for label, r in ab["int8_prepare"].items():
+        for label, r in ab["int8_composite"].items():
             lines.append(f"| {label} | {_ms(r['p50'])} | {_ms(r['min'])} |")
         lines += ["", "Per-operator time of the composite in onnxruntime (its profiler; per node the fastest of 30 runs, "
                   "summed per op type, µs):", "", "| model, shape | run min µs | top operators |", "|---|---:|---|"]
@@ -309,6 +354,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--iters", type=int, default=60)
     parser.add_argument("--skip-prepare", action="store_true", help="Reuse the artifacts already in --work.")
+    parser.add_argument("--only", default=None, metavar="A,B", help="Only these recipes (a quick check of this script).")
     parser.add_argument("--notes", type=Path, default=Path(__file__).with_name("NOTES.md"),
                         help="Hand-written analysis appended to RESULTS.md.")
     parser.add_argument("--render-only", action="store_true",
@@ -322,10 +368,17 @@ def main() -> None:
         return
     started = time.perf_counter()
     recipes = load_all(REPO / "recipes")
+    if args.only:
+        recipes = [r for r in recipes if r.name in args.only.split(",")]
     if args.skip_prepare:
-        notes = {r.name: Artifact.open(args.work / r.name).manifest.get("ort_optimization", {}) for r in recipes}
+        manifests = {r.name: Artifact.open(args.work / r.name).manifest for r in recipes}
+        notes = {n: m.get("ort_optimization", {}) for n, m in manifests.items()}
+        calibrations = {n: {"seconds": None, "warnings": [s["worth"]["warning"] for s in (m.get("int8_ort"), m.get("fp16"))
+                                                          if s and s["worth"].get("warning")],
+                            "int8_ort": m.get("int8_ort"), "int8": m.get("int8"), "fp16": m.get("fp16")}
+                        for n, m in manifests.items()}
     else:
-        notes = prepare(args.work, recipes)
+        notes, calibrations = prepare(args.work, recipes)
     peaks = [matmul_peak_gflops(THREADS)]
     log(f"GEMM peak {peaks[0]['best_gflops']:.0f} GFLOP/s")
     runs = run_benchmarks(args.work, recipes, args.repeats, args.iters)
@@ -335,7 +388,7 @@ def main() -> None:
             "versions": {**versions("numpy", "torch", "onnxruntime", "onnx"), "platform": platform.platform()},
             "iters": args.iters, "runs": runs, "summary": summarize(runs, recipes),
             "peak": max(peaks, key=lambda p: p["best_gflops"]), "peak_all": [p["best_gflops"] for p in peaks],
-            "ablations": abl, "export_optimizations": notes, "seconds": time.perf_counter() - started,
+            "ablations": abl, "export_optimizations": notes, "calibrations": calibrations, "seconds": time.perf_counter() - started,
             "notes": args.notes.read_text() if args.notes.is_file() else ""}
     (out / "results.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
     (out / "RESULTS.md").write_text(render(data))

@@ -130,10 +130,22 @@ def _tensors(entries: list[dict]) -> tuple:
 
 # Files later stages add next to model.onnx (one name each, so every command agrees).
 FP16_MODEL = "model.fp16.onnx"
-INT8_MODEL = "model.int8.onnx"
+INT8_MODEL = "model.int8.onnx"  # Q/DQ in TensorRT's rules (deploykit calibrate --target trt)
+INT8_ORT_MODEL = "model.int8.ort.onnx"  # Q/DQ chosen and shaped for onnxruntime CPU (--target ort)
 CALIBRATION_CACHE = "calibration.cache"
 CALIBRATION_RANGES = "calibration.json"
 PRECISION_MODELS = {"fp32": MODEL, "fp16": FP16_MODEL, "int8": INT8_MODEL}
+RUNTIMES = ("onnxruntime", "tensorrt")
+
+
+def precision_model(precision: str, runtime: str = "onnxruntime") -> str:
+    """The ONNX file a runtime runs at a precision: INT8 has one file per runtime (they differ on
+    purpose: calibration/qdq.py vs calibration/ort_int8.py); FP32 and FP16 share theirs."""
+    if precision not in PRECISION_MODELS:
+        raise DeployKitError(f"precision must be one of {', '.join(PRECISION_MODELS)}, got {precision!r}")
+    if precision == "int8" and runtime == "onnxruntime":
+        return INT8_ORT_MODEL
+    return PRECISION_MODELS[precision]
 
 
 def engine_name(precision: str) -> str:

@@ -11,10 +11,12 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from deploykit.recipe import synthetic
-from deploykit.artifact import (CALIBRATION_CACHE, CALIBRATION_RANGES, FP16_MODEL, INT8_MODEL, MODEL, Artifact)
+from deploykit.artifact import (CALIBRATION_CACHE, CALIBRATION_RANGES, FP16_MODEL, INT8_MODEL, INT8_ORT_MODEL, MODEL,
+                                Artifact)
 from deploykit.trt import calibration_cache as trt_cache
 from deploykit.calibration.data import CalibrationDataError, OrtDataReader, open_data
 from deploykit.calibration.fp16 import fp32_node_names
+from deploykit.calibration.ort_int8 import saturation_problems
 from deploykit.calibration.pipeline import calibrate_artifact
 from deploykit.calibration.provenance import (ProvenanceMismatch, load_matching_ranges, read_ranges,
                                               trusted_cache)
@@ -49,7 +51,7 @@ def write_pngs(folder, n, seed, sizes=((64, 64), (80, 96), (120, 72))):
 
 @pytest.fixture(scope="module")
 def composite(tmp_path_factory):
-    """composite exported once, calibrated from a folder of smooth PNG images (minmax, FP16 on)."""
+    """composite exported once, calibrated from a folder of smooth PNG images (minmax, FP16 on, both INT8 targets)."""
     out = tmp_path_factory.mktemp("calib-artifacts")
     recipe = find_recipe("composite", RECIPES)
     artifact_copy(tmp_path_factory, "composite", out)  # the session's shared export, copied: we write into it
@@ -269,11 +271,36 @@ def test_qdq_model_structure_and_composite_accuracy_against_pytorch(composite):
     artifact = Artifact.open(folder)
     artifact.check_files(INT8_MODEL, FP16_MODEL, CALIBRATION_CACHE, CALIBRATION_RANGES)
     held_out = [smooth_fields(2, 3, 64, 64, seed=7), smooth_fields(1, 3, 96, 128, seed=8)]
+    # the TensorRT model's meaning (graph optimizations off: no CPU-specific kernel), and the onnxruntime model as run
     with TorchRunner(artifact.reference_model(recipe), recipe) as torch_ref, \
-            OrtRunner(folder / INT8_MODEL, threads=2) as ort_int8:
+            OrtRunner(folder / INT8_MODEL, threads=2, optimization="disable") as trt_model, \
+            OrtRunner(folder / INT8_ORT_MODEL, threads=2) as ort_model:
         for image in held_out:
-            stats = error_stats(ort_int8.infer({"image": image})["logits"], torch_ref.infer({"image": image})["logits"])
-            assert stats["cosine"] >= 0.99, stats
+            expected = torch_ref.infer({"image": image})["logits"]
+            for runner in (trt_model, ort_model):
+                stats = error_stats(runner.infer({"image": image})["logits"], expected)
+                assert stats["cosine"] >= 0.99, stats
+
+
+def test_one_int8_file_per_target_recorded_in_the_manifest(composite):
+    recipe, out, _, run = composite
+    folder = out / "composite"
+    manifest = Artifact.open(folder).manifest
+    assert manifest["precision_files"]["int8"] == {"onnxruntime": INT8_ORT_MODEL, "tensorrt": INT8_MODEL}
+    assert manifest["int8"]["target"] == "tensorrt" and manifest["int8_ort"]["target"] == "onnxruntime"
+    ort_model, trt_model = onnx.load(str(folder / INT8_ORT_MODEL)), onnx.load(str(folder / INT8_MODEL))
+    assert saturation_problems(ort_model) == [] and saturation_problems(trt_model)  # 8-bit weights: TensorRT only
+    assert qdq_problems(trt_model) == [] and _io(ort_model) == _io(onnx.load(str(folder / MODEL)))
+    assert manifest["int8_ort"]["policy"]["silu_as_quickgelu"] == 20  # composite's SiLUs
+    assert any(n.op_type == "QuickGelu" for n in ort_model.graph.node)
+    for info in (manifest["int8"], manifest["int8_ort"], manifest["fp16"]):
+        accuracy = info["worth"]["accuracy_sweep"]
+        assert accuracy["feeds"] == len(recipe.sweep()) and accuracy["cosine_min"] >= 0.99
+        assert info["worth"]["speed_vs_fp32"]["p50_ms"] > 0
+    # every file not faster than FP32 in onnxruntime got its warning line (the TensorRT model is for TensorRT)
+    for info in (manifest["int8_ort"], manifest["fp16"]):
+        slow = not info["worth"]["speed_vs_fp32"]["faster_than_fp32"]
+        assert (info["worth"].get("warning") in run.warnings) if slow else "warning" not in info["worth"]
 
 
 @pytest.mark.slow
@@ -338,7 +365,7 @@ def test_provenance_recorded_and_mismatch_refused(composite, tmp_path):
     assert len(ranges) == run.tensors > 100
 
     int8_before = (folder / INT8_MODEL).read_bytes()
-    reused = calibrate_artifact(recipe, out, data=images, reuse=True, fp16=False)
+    reused = calibrate_artifact(recipe, out, data=images, reuse=True, fp16=False, target="trt")
     assert reused.reused and (folder / INT8_MODEL).read_bytes() == int8_before  # same ranges -> same model
 
     with pytest.raises(ProvenanceMismatch, match=r"refusing to reuse .*data\.kind: recorded 'images', now 'synthetic'"):
@@ -382,6 +409,11 @@ def test_cli_synthetic_json_reuse_refusal_and_overwrite_guard(tmp_path, tmp_path
     softmax = next(n for n in int8.graph.node if n.op_type == "Softmax")
     attention_v = next(n for n in int8.graph.node if n.name == "/model/MatMul_1")
     assert producers[softmax.input[0]] != "DequantizeLinear" and softmax.output[0] in attention_v.input
+    ort_model = onnx.load(str(tmp_path / "mhsa" / INT8_ORT_MODEL))  # the onnxruntime model keeps them float too
+    ort_producers = {o: n.op_type for n in ort_model.graph.node for o in n.output}
+    ort_softmax = next(n for n in ort_model.graph.node if n.op_type == "Softmax")
+    assert ort_producers[ort_softmax.input[0]] != "DequantizeLinear"
+    assert summary["int8_ort"]["kept_float"] == summary["int8"]["kept_float"]
     manifest = Artifact.open(tmp_path / "mhsa").manifest
     assert manifest["int8"]["synthetic"] is True and manifest["calibration"]["synthetic"] is True
     assert json.loads((tmp_path / "mhsa" / CALIBRATION_RANGES).read_text())["synthetic"] is True
@@ -393,7 +425,8 @@ def test_cli_synthetic_json_reuse_refusal_and_overwrite_guard(tmp_path, tmp_path
     (tmp_path / "mhsa" / INT8_MODEL).write_bytes(b"edited by hand")
     result = runner.invoke(main, args + ["--synthetic", "6"])
     assert result.exit_code == 2 and "was modified since deploykit wrote it; pass --force" in result.output
-    result = runner.invoke(main, args + ["--synthetic", "6", "--force", "--no-fp16"], terminal_width=200)
+    result = runner.invoke(main, args + ["--synthetic", "6", "--force", "--no-fp16", "--target", "trt"],
+                           terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "warning: synthetic data" in result.output
     assert "next: deploykit verify mhsa --precision int8" in result.output
@@ -405,7 +438,7 @@ def test_per_channel_int8_on_an_input_dependent_block_from_npz_arrays(tmp_path, 
     artifact_copy(tmp_path_factory, "cbam", tmp_path)
     np.savez(tmp_path / "feats.npz", x=smooth_fields(16, 64, 32, 32, seed=0) * 4 - 2)
     run = calibrate_artifact(recipe, tmp_path, data=tmp_path / "feats.npz", per_channel=True, method="percentile",
-                             fp16=False)
+                             fp16=False, target="trt")
     assert run.data["kind"] == "arrays" and run.data["samples"] == 16 and run.int8["per_channel"]
     int8 = onnx.load(str(tmp_path / "cbam" / INT8_MODEL))
     inits = {i.name: numpy_helper.to_array(i) for i in int8.graph.initializer}
@@ -417,7 +450,7 @@ def test_per_channel_int8_on_an_input_dependent_block_from_npz_arrays(tmp_path, 
     artifact = Artifact.open(tmp_path / "cbam")
     a, b = (smooth_fields(2, 64, 24, 40, seed=s) * 4 - 2 for s in (5, 6))
     with TorchRunner(artifact.reference_model(recipe), recipe) as torch_ref, \
-            OrtRunner(tmp_path / "cbam" / INT8_MODEL) as ort_int8:
+            OrtRunner(tmp_path / "cbam" / INT8_MODEL, optimization="disable") as ort_int8:
         ref_a, ref_b = torch_ref.infer({"x": a})["y"], torch_ref.infer({"x": b})["y"]
         stats = error_stats(ort_int8.infer({"x": a})["y"], ref_a)
     assert error_stats(ref_b, ref_a)["cosine"] < 0.9  # the output really depends on the input

@@ -81,7 +81,7 @@ def test_dynamic_batching_and_the_onnxruntime_tensorrt_accelerator(artifacts, tm
     ({"max_batch": 9}, r"--max-batch 9 is larger than cbam allows: B is axis 0 .* range \[1, 8\]"),
     ({"max_batch": 0, "dynamic_batching": True}, "--dynamic-batching needs max_batch_size > 0"),
     ({"backend": "trt"}, r"has no model\.fp32\.plan; make it with `deploykit build-trt cbam --fp32`"),
-    ({"backend": "ort-trt", "precision": "int8"}, r"has no model\.int8\.onnx; make it with `deploykit calibrate cbam`"),
+    ({"backend": "ort-trt", "precision": "int8"}, r"has no model\.int8\.onnx; make it with `deploykit calibrate cbam --target trt`"),
     ({"precision": "fp16"}, r"has no model\.fp16\.onnx; make it with `deploykit calibrate cbam`"),
     ({"backend": "tensorrt"}, "--backend must be one of auto, ort-cpu, ort-cuda, ort-trt, trt"),
 ])

@@ -35,7 +35,9 @@ def _memory_gib() -> float | None:
 
 
 def _cpu_flags(fields: dict) -> list[str]:
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+    # the INT8 kernels onnxruntime picks depend on these: VNNI (avx512_vnni / avx_vnni) or AMX accumulate
+    # u8*s8 in int32; plain AVX2 / AVX-512BW use VPMADDUBSW (int16 pair sums; calibration/ort_int8.py)
+    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8")
     flags = set(fields.get("Flags", "").split())
     return [f for f in wanted if f in flags]
 

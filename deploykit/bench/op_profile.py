@@ -24,32 +24,36 @@ class OpTime:
 
 
 def profile_ort(model: str | Path | bytes, feed: dict, threads: int | None = 2, runs: int = 50,
-                optimization: str = "all", prepare_qdq: bool = False) -> dict:
-    """Run ``runs`` times with onnxruntime's profiler on; per-op-type times and the run times (µs).
+                optimization: str = "all") -> dict:
+    """Run ``runs`` times with onnxruntime's profiler on; per-op-type times and the run times (µs)."""
+    return profile_interleaved({"model": model}, feed, threads, runs, rounds=1, optimization=optimization)["model"]
 
-    ``prepare_qdq``: load a Q/DQ model as the ort-int8 backend does (runners/ort_qdq.py).
-    """
+
+def profile_interleaved(models: dict, feed: dict, threads: int | None = 2, runs: int = 30, rounds: int = 6,
+                        optimization: str = "all") -> dict[str, dict]:
+    """``profile_ort`` for several models at once, taking turns (``rounds`` turns of ``runs / rounds``
+    runs each), so a burst of other load lands on all of them alike; ``{name: profile}``."""
     import onnxruntime as ort
 
     from ..runners.ort_runner import session_options
 
-    if prepare_qdq:
-        import onnx
-
-        from ..runners.ort_qdq import prepare_qdq_for_ort
-
-        proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model))
-        model = prepare_qdq_for_ort(proto)[0].SerializeToString()
-
-    options = session_options(threads, optimization)
-    options.enable_profiling = True
     with tempfile.TemporaryDirectory(prefix="deploykit-prof-") as tmp:
-        options.profile_file_prefix = os.path.join(tmp, "ort")
-        source = model if isinstance(model, bytes) else str(model)
-        session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
-        for _ in range(runs):
-            session.run(None, feed)
-        trace = json.loads(Path(session.end_profiling()).read_text())
+        sessions = {}
+        for index, (name, model) in enumerate(models.items()):
+            options = session_options(threads, optimization)
+            options.enable_profiling = True
+            options.profile_file_prefix = os.path.join(tmp, f"ort{index}")
+            source = model if isinstance(model, bytes) else str(model)
+            sessions[name] = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+        per_turn = max(1, runs // max(1, rounds))
+        for _ in range(max(1, rounds)):
+            for session in sessions.values():
+                for _ in range(per_turn):
+                    session.run(None, feed)
+        return {name: _summarize(json.loads(Path(s.end_profiling()).read_text())) for name, s in sessions.items()}
+
+
+def _summarize(trace: list) -> dict:
     per_node: dict[tuple, list[float]] = defaultdict(list)
     run_times = []
     for event in trace:

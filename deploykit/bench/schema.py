@@ -23,7 +23,7 @@ A row::
     target      backend[/precision], e.g. torch, ort-cpu, ort-cpu/int8, trt/fp16
     backend     torch | ort-cpu | ort-cuda | ort-trt | trt (deploykit.runners.backends)
     precision   fp32 | fp16 | int8
-    file        the artifact file the backend ran (weights.pt, model.onnx, model.int8.onnx, model.fp32.plan...)
+    file        the artifact file the backend ran (weights.pt, model.onnx, model.int8.ort.onnx, model.fp32.plan...)
     status      "ok" | "skipped" (not available here: reason says why) | "failed" (it loaded or ran and broke)
     reason      null when ok, else one line
     latency_ms  {mean, std, min, p50, p90, p99, max} or null

@@ -47,9 +47,7 @@ class BackendSession:
         self.feed = recipe.make_inputs(ShapeCase("bench", dict(spec.shape)), spec.seed)
         self.peak_memory = PeakMemory()
         self.peak_memory.start()
-        # Q/DQ INT8 files are written for TensorRT; onnxruntime runs them as its own kernels want (ort_qdq.py)
-        self.runner = target.backend.open(artifact, target.precision, recipe=recipe, threads=spec.threads,
-                                          prepare_qdq=target.precision == "int8")
+        self.runner = target.backend.open(artifact, target.precision, recipe=recipe, threads=spec.threads)
         self.runner.__enter__()
         self.runner.check_feed(self.feed)  # validated once; the timed call is the backend's own
         self.call = lambda: self.runner.infer_impl(self.feed)

@@ -1,9 +1,15 @@
-"""``calibrate_artifact``: one calibration -> the INT8 Q/DQ model, the TensorRT cache, the ranges
-with provenance and the FP16 model, next to an exported model.onnx, recorded in its manifest.
+"""``calibrate_artifact``: one calibration -> the INT8 models (one per target), the TensorRT cache,
+the ranges with provenance and the FP16 model, next to an exported model.onnx, recorded in its manifest.
+
+Targets (``target``): ``trt`` writes model.int8.onnx in TensorRT's Q/DQ rules (qdq.py: symmetric,
+zero-points 0, float biases) plus the cache; ``ort`` writes model.int8.ort.onnx, whose quantized
+nodes are chosen per model by measurement (ort_search.py) in onnxruntime's own form (ort_int8.py);
+``all`` (the default) writes both. The manifest's ``precision_files`` says which file is for which runtime.
 
 Order: open + check the artifact -> open the data -> refuse to overwrite what deploykit did not
-write -> measure (or, with ``reuse``, load matching) ranges -> Q/DQ model -> TensorRT cache ->
-FP16 model -> a one-batch sanity run of both in onnxruntime -> atomic writes, manifest last.
+write -> measure (or, with ``reuse``, load matching) ranges -> INT8 model(s) -> TensorRT cache ->
+FP16 model -> what each file is worth (accuracy over the sweep against PyTorch, speed against FP32
+at the opt shape in one interleaved run; worth.py) -> atomic writes, manifest last.
 """
 
 from __future__ import annotations
@@ -15,21 +21,23 @@ from pathlib import Path
 
 import onnx
 
-from ..artifact import (CALIBRATION_CACHE, CALIBRATION_RANGES, FP16_MODEL, INT8_MODEL, MODEL, Artifact,
-                        update_manifest)
-from ..parity import ParityInput, compare_runners, record
-from ..recipe.spec import Tolerance
+from ..artifact import (CALIBRATION_CACHE, CALIBRATION_RANGES, FP16_MODEL, INT8_MODEL, INT8_ORT_MODEL, MODEL,
+                        Artifact, update_manifest)
 from ..errors import DeployKitError
 from ..files import atomic_write_bytes, atomic_write_text, check_can_overwrite, sha256_file
 from . import fp16 as fp16_mod
+from . import worth
 from .data import open_data, samples_in
 from .provenance import load_matching_ranges, make_provenance, ranges_document, write_ranges
+from .ort_int8 import ORT_OPTIONS, WEIGHT_BOUND
+from .ort_search import search_ort_int8
 from .qdq import QDQ_OPTIONS, attention_float_nodes, qdq_summary, quantize_qdq
 from .ranges import compute_ranges, settings_for
 from ..trt.calibration_cache import ALGORITHMS, DEFAULT_TRT_VERSION, format_cache, version_code
 
 DEFAULT_METHOD = "minmax"
-NO_TOLERANCE = Tolerance(None, None, None, None)  # the sanity run reports statistics; verify judges them
+TARGETS = ("all", "ort", "trt")
+SEARCH_BATCHES = 4  # calibration batches the INT8 search checks each candidate on (distinct shapes first)
 
 
 class NoProgress:
@@ -52,17 +60,19 @@ class CalibrationRun:
     data: dict
     tensors: int
     trt_cache_header: str
-    int8: dict
+    int8: dict | None
     fp16: dict | None
-    files: list[str]
-    seconds: float
+    target: str = "all"
+    int8_ort: dict | None = None
+    files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
         return {"name": self.name, "folder": str(self.folder), "method": self.method, "synthetic": self.synthetic,
-                "reused_ranges": self.reused, "data": self.data, "tensors": self.tensors,
-                "trt_cache_header": self.trt_cache_header, "int8": self.int8, "fp16": self.fp16,
-                "files": self.files, "seconds": round(self.seconds, 2), "warnings": self.warnings}
+                "reused_ranges": self.reused, "data": self.data, "tensors": self.tensors, "target": self.target,
+                "trt_cache_header": self.trt_cache_header, "int8": self.int8, "int8_ort": self.int8_ort,
+                "fp16": self.fp16, "files": self.files, "seconds": round(self.seconds, 2), "warnings": self.warnings}
 
 
 def _check_io(original: onnx.ModelProto, derived: onnx.ModelProto, label: str) -> None:
@@ -83,25 +93,16 @@ def _mark(model: onnx.ModelProto, info: dict) -> bytes:
     return model.SerializeToString()
 
 
-def _sanity(model_bytes: bytes, first: ParityInput, reference: list) -> dict:
-    """The derived model against model.onnx on one calibration batch: cosine and max abs per output."""
-    from ..runners.ort_runner import OrtRunner
-
-    with OrtRunner(model_bytes) as runner:
-        case = compare_runners(reference, runner, [first], NO_TOLERANCE, floor=False).cases[0]
-    if case.error:
-        raise DeployKitError(f"the derived model does not run in onnxruntime: {case.error}")
-    return {m.name: {"cosine": round(m.cosine, 6), "max_abs": m.max_abs} for m in case.outputs}
-
-
 def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str | Path | None = None,
                        synthetic: int | None = None, method: str | None = None, per_channel: bool = False,
                        fp16: bool = True, force: bool = False, reuse: bool = False,
                        trt_version: str | None = None, batch_size: int | None = None, seed: int = 0,
                        synthetic_shapes: str = "sweep", headroom: float = fp16_mod.DEFAULT_HEADROOM, progress=None,
-                       **method_settings) -> CalibrationRun:
+                       target: str = "all", threads: int | None = 2, **method_settings) -> CalibrationRun:
     started = time.perf_counter()
     progress = progress or NoProgress()
+    if target not in TARGETS:
+        raise DeployKitError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}")
     folder = Path(out_dir) / recipe.name
     artifact = Artifact.open(folder)
     artifact.check_recipe(recipe)
@@ -112,7 +113,9 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
     version_code(trt_version)  # a bad or >= 11 version fails before any work
 
     source = open_data(recipe, data, synthetic, batch_size, seed, synthetic_shapes)
-    written = [CALIBRATION_RANGES, CALIBRATION_CACHE, INT8_MODEL] + ([FP16_MODEL] if fp16 else [])
+    for_trt, for_ort = target in ("all", "trt"), target in ("all", "ort")
+    written = [CALIBRATION_RANGES, CALIBRATION_CACHE] + [INT8_MODEL] * for_trt + [INT8_ORT_MODEL] * for_ort \
+        + ([FP16_MODEL] if fp16 else [])
     known = artifact.manifest.get("files", {})
     for name in written:
         check_can_overwrite(folder / name, known.get(name), force)
@@ -144,65 +147,143 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
 
         ranges = compute_ranges(model_path, source, method, on_batch=on_batch, on_tensor=on_tensor, **settings)
 
-    progress.start(f"{recipe.name}: Q/DQ INT8 model", None)
     original = onnx.load(str(model_path))
     kept_float = attention_float_nodes(original)
-    int8_model = quantize_qdq(model_path, ranges, per_channel=per_channel, exclude=[k["name"] for k in kept_float])
-    _check_io(original, int8_model, "INT8")
+    stamp = {"method": method, "synthetic": source.synthetic, "data_sha256": description["sha256"],
+             "model_sha256": provenance["model_sha256"]}
+    reference = artifact.reference_model(recipe)
+    models: dict[str, bytes] = {}  # file -> bytes, in the order they are reported
+    int8_info = ort_info = fp16_info = None
+
+    if for_trt:
+        progress.start(f"{recipe.name}: Q/DQ INT8 model for TensorRT", None)
+        int8_model = quantize_qdq(model_path, ranges, per_channel=per_channel, exclude=[k["name"] for k in kept_float])
+        _check_io(original, int8_model, "INT8")
+        models[INT8_MODEL] = _mark(int8_model, {**stamp, "target": "tensorrt"})
+        int8_info = {"file": INT8_MODEL, "target": "tensorrt", "format": "QDQ", "activations": "int8 symmetric",
+                     "weights": "int8 symmetric", "per_channel": per_channel, "zero_points": 0,
+                     "bias": "float (QuantizeBias=False)", "method": method, "synthetic": source.synthetic,
+                     "structure": qdq_summary(int8_model), "options": dict(QDQ_OPTIONS), "kept_float": kept_float}
     algorithm = ALGORITHMS[method]
     cache_text = format_cache({n: r.amax for n, r in ranges.tensors.items()}, trt_version, algorithm)
     header = cache_text.splitlines()[0]
 
-    first = ParityInput("calibration", {}, next(iter(source)))
-    from ..runners.ort_runner import OrtRunner
+    if for_ort:
+        feeds = _search_feeds(recipe, source)
+        choice = search_ort_int8(model_path, ranges, recipe, feeds, worth.reference_outputs(reference, recipe, feeds),
+                                 kept_float={k["name"] for k in kept_float}, threads=threads, progress=progress)
+        _check_io(original, choice.model, "onnxruntime INT8")
+        models[INT8_ORT_MODEL] = _mark(choice.model, {**stamp, "target": "onnxruntime"})
+        ort_info = {"file": INT8_ORT_MODEL, "target": "onnxruntime", "format": "QDQ",
+                    "activations": "uint8 asymmetric", "weights": f"int8 symmetric per channel, |w| <= {WEIGHT_BOUND} "
+                    "(7-bit: no int16 saturation in onnxruntime's U8S8 kernels on any x86 CPU)",
+                    "bias": "int32", "method": method, "synthetic": source.synthetic,
+                    "structure": qdq_summary(choice.model), "options": {**ORT_OPTIONS, "reduce_range": True},
+                    "kept_float": kept_float, "policy": choice.record()}
+        if choice.note:
+            warnings.append(f"{INT8_ORT_MODEL}: {choice.note}")
 
-    with OrtRunner(str(model_path)) as runner:
-        reference = record(runner, [first], "model.onnx", floor=False)
-    stamp = {"method": method, "synthetic": source.synthetic, "data_sha256": description["sha256"],
-             "model_sha256": provenance["model_sha256"]}
-    int8_bytes = _mark(int8_model, stamp)
-    int8_info = {"file": INT8_MODEL, "format": "QDQ", "activations": "int8 symmetric", "weights": "int8 symmetric",
-                 "per_channel": per_channel, "zero_points": 0, "bias": "float (QuantizeBias=False)",
-                 "method": method, "synthetic": source.synthetic, "structure": qdq_summary(int8_model),
-                 "options": dict(QDQ_OPTIONS), "kept_float": kept_float,
-                 "sanity_vs_onnx_fp32": _sanity(int8_bytes, first, reference)}
-
-    fp16_info, fp16_bytes = None, None
     if fp16:
         progress.start(f"{recipe.name}: FP16 model", None)
-        shapes = fp16_mod.tensor_shapes(original, first.feed)
+        shapes = fp16_mod.tensor_shapes(original, next(iter(source)))
         keep = fp16_mod.choose_fp32_nodes(original, ranges, shapes, headroom)
         fp16_model, kept = fp16_mod.convert_fp16(original, keep)
         _check_io(original, fp16_model, "FP16")
-        fp16_bytes = _mark(fp16_model, stamp)
+        models[FP16_MODEL] = _mark(fp16_model, stamp)
         import onnxconverter_common
 
-        fp16_info = {"file": FP16_MODEL, "converter": f"onnxconverter-common {onnxconverter_common.__version__} "
-                                                      "convert_float_to_float16(keep_io_types=True)",
+        fp16_info = {"file": FP16_MODEL, "target": "onnxruntime, tensorrt",
+                     "converter": f"onnxconverter-common {onnxconverter_common.__version__} "
+                                  "convert_float_to_float16(keep_io_types=True)",
                      "headroom": headroom, "budget": fp16_mod.FP16_MAX / headroom, "synthetic": source.synthetic,
-                     "kept_fp32": [k.as_dict() for k in kept],
-                     "ort_cpu": fp16_mod.ort_cpu_kernels(fp16_model),
-                     "sanity_vs_onnx_fp32": _sanity(fp16_bytes, first, reference)}
+                     "kept_fp32": [k.as_dict() for k in kept], "ort_cpu": fp16_mod.ort_cpu_kernels(fp16_model)}
+
+    progress.start(f"{recipe.name}: accuracy over the sweep and speed against FP32", None)
+    worths = _worth(recipe, reference, model_path, models, threads, seed)
+    for info in (int8_info, ort_info, fp16_info):
+        if info is not None:
+            info["worth"] = worths[info["file"]]
+            if info["worth"].get("warning"):
+                warnings.append(info["worth"]["warning"])
 
     # writes: models, cache, then the ranges (which record the cache's hash), then the manifest
-    atomic_write_bytes(folder / INT8_MODEL, int8_bytes)
-    if fp16_bytes is not None:
-        atomic_write_bytes(folder / FP16_MODEL, fp16_bytes)
+    for name, payload in models.items():
+        atomic_write_bytes(folder / name, payload)
     atomic_write_text(folder / CALIBRATION_CACHE, cache_text)
     cache_info = {"file": CALIBRATION_CACHE, "header": header, "algorithm": algorithm, "trt_version": trt_version,
                   "sha256": sha256_file(folder / CALIBRATION_CACHE)}
     write_ranges(folder / CALIBRATION_RANGES, ranges_document(provenance, ranges, cache_info))
     calibration_info = {"method": method, "settings": settings, "synthetic": source.synthetic,
                         "data": {k: v for k, v in description.items() if k != "shapes"},
-                        "shapes": description["shapes"],
+                        "shapes": description["shapes"], "target": target,
                         "tensors": len(ranges), "reused": reuse, "ranges_file": CALIBRATION_RANGES,
                         "trt_cache": cache_info}
     update_manifest(artifact, "calibration", calibration_info, [CALIBRATION_RANGES, CALIBRATION_CACHE])
-    update_manifest(artifact, "int8", int8_info, [INT8_MODEL])
-    if fp16_info is not None:
-        update_manifest(artifact, "fp16", fp16_info, [FP16_MODEL])
+    for section, info in (("int8", int8_info), ("int8_ort", ort_info), ("fp16", fp16_info)):
+        if info is not None:
+            update_manifest(artifact, section, info, [info["file"]])
+    update_manifest(artifact, "precision_files", _precision_files(artifact.manifest))
     return CalibrationRun(recipe.name, folder, method, source.synthetic, reuse, description, len(ranges), header,
-                          int8_info, fp16_info, written, time.perf_counter() - started, warnings)
+                          int8_info, fp16_info, target, ort_info, written, time.perf_counter() - started, warnings)
+
+
+def _precision_files(manifest: dict) -> dict:
+    """Which file each runtime runs at each precision (only files this artifact has)."""
+    files = manifest["files"]
+    table = {"fp32": {"onnxruntime": MODEL, "tensorrt": MODEL},
+             "fp16": {"onnxruntime": FP16_MODEL, "tensorrt": FP16_MODEL},
+             "int8": {"onnxruntime": INT8_ORT_MODEL, "tensorrt": INT8_MODEL}}
+    return {precision: {runtime: f for runtime, f in by_runtime.items() if f in files}
+            for precision, by_runtime in table.items()}
+
+
+def _search_feeds(recipe, source) -> list[dict]:
+    """Up to SEARCH_BATCHES calibration batches, one per distinct shape first (the search checks
+    every candidate on them against PyTorch, so they should span the shapes calibrated on)."""
+    distinct: dict[tuple, dict] = {}
+    repeats = []
+    for feed in source:
+        key = tuple((k, v.shape) for k, v in feed.items())
+        if key in distinct:
+            repeats.append(feed)
+        else:
+            distinct[key] = feed
+        if len(distinct) >= SEARCH_BATCHES or len(repeats) >= 4 * SEARCH_BATCHES:
+            break
+    return (list(distinct.values()) + repeats)[:SEARCH_BATCHES]
+
+
+def _worth(recipe, reference, model_path: Path, models: dict[str, bytes], threads, seed: int) -> dict:
+    """Per written file: accuracy over the verification sweep against PyTorch, and p50 against FP32 at
+    the opt shape, all files in one interleaved run (deploykit.bench.interleave)."""
+    from ..bench.interleave import interleaved
+
+    feeds = worth.sweep_feeds(recipe, seed)
+    expected = worth.reference_outputs(reference, recipe, feeds)
+    machine = worth.speed_machine(threads)
+    sessions = {MODEL: worth.ort_session(str(model_path), threads)}
+    results = {}
+    for name, payload in models.items():
+        sessions[name] = worth.ort_session(payload, threads)
+        if name == INT8_MODEL:
+            # the TensorRT model's meaning, as ONNX defines it (graph optimizations off: no CPU-specific
+            # fused kernel); TensorRT itself is checked by `deploykit verify --backend trt` on a GPU
+            results[name] = {"accuracy_sweep": {**worth.accuracy(payload, feeds, expected, threads, "disable"),
+                                                "runtime": "onnxruntime CPU, graph optimizations off"}}
+        else:
+            results[name] = {"accuracy_sweep": {**worth.accuracy(payload, feeds, expected, threads),
+                                                "runtime": "onnxruntime CPU"}}
+    opt = recipe.make_inputs(recipe.case("opt"), seed)
+    timed = interleaved({name: (lambda s=s: s.run(None, opt)) for name, s in sessions.items()}, rounds=10)
+    for name in models:
+        speed = {**worth.speed_record(timed[name], timed[MODEL]), "shape": recipe.case("opt").values,
+                 "runtime": "onnxruntime CPU", "machine": machine}
+        results[name]["speed_vs_fp32"] = speed
+        if name == INT8_MODEL:
+            speed["note"] = (f"written for TensorRT (not measured here: no GPU); onnxruntime runs {INT8_ORT_MODEL}")
+        elif not speed["faster_than_fp32"]:
+            results[name]["warning"] = worth.slower_warning(name, speed)
+    return results
 
 
 def _installed_tensorrt() -> str | None:

@@ -43,26 +43,36 @@ def attention_float_nodes(model: onnx.ModelProto) -> list[dict]:
     return kept
 
 
-def quantize_qdq(model_path: str | Path, ranges: Ranges, *, per_channel: bool = False,
-                 exclude: list[str] = ()) -> onnx.ModelProto:
-    """model.onnx + ranges -> the Q/DQ INT8 model (checked by ``qdq_problems`` before it is returned)."""
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static, save_tensors_data
+def run_quantize_static(model: str | Path | onnx.ModelProto, ranges: Ranges, **options) -> onnx.ModelProto:
+    """onnxruntime's ``quantize_static`` in QDQ format with ``ranges`` as its calibration (so every
+    scale is one compute_ranges measured), ``options`` passed through; failures are one line."""
+    from onnxruntime.quantization import QuantFormat, quantize_static, save_tensors_data
 
     with tempfile.TemporaryDirectory(prefix="deploykit-qdq-") as tmp, quiet():
         cache = Path(tmp) / "ranges.json"
         save_tensors_data(ranges.to_ort(), cache)
-        out = Path(tmp) / "model.int8.onnx"
+        source, out = model, Path(tmp) / "quantized.onnx"
+        if isinstance(model, onnx.ModelProto):
+            source = Path(tmp) / "model.onnx"
+            onnx.save(model, str(source))
         try:
-            quantize_static(
-                str(model_path), str(out), calibration_data_reader=None, quant_format=QuantFormat.QDQ,
-                per_channel=per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                nodes_to_exclude=list(exclude),
-                calibrate_method=ranges.to_ort().calibration_method, extra_options=dict(QDQ_OPTIONS),
-                calibration_cache_path=str(cache),
-            )
+            quantize_static(str(source), str(out), calibration_data_reader=None, quant_format=QuantFormat.QDQ,
+                            calibrate_method=ranges.to_ort().calibration_method, calibration_cache_path=str(cache),
+                            **options)
         except Exception as exc:  # quantize_static raises ValueError/RuntimeError/ORT types alike
             raise DeployKitError(f"onnxruntime quantize_static failed: {first_line(exc)}") from None
-        model = onnx.load(str(out))
+        return onnx.load(str(out))
+
+
+def quantize_qdq(model_path: str | Path, ranges: Ranges, *, per_channel: bool = False,
+                 exclude: list[str] = ()) -> onnx.ModelProto:
+    """model.onnx + ranges -> the Q/DQ INT8 model (checked by ``qdq_problems`` before it is returned)."""
+
+    from onnxruntime.quantization import QuantType
+
+    model = run_quantize_static(str(model_path), ranges, per_channel=per_channel, activation_type=QuantType.QInt8,
+                                weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude),
+                                extra_options=dict(QDQ_OPTIONS))
     problems = qdq_problems(model)
     if problems:
         raise DeployKitError(f"the Q/DQ model is not TensorRT-consumable: {problems[0]} (+{len(problems) - 1} more)")

@@ -150,6 +150,6 @@ def _print_profiles(rows, recipes, out_dir, threads):
         recipe = recipes[row["recipe"]]  # the recipes selected, from --recipes if given
         artifact = Artifact.open(Path(out_dir) / row["recipe"])
         feed = recipe.make_inputs(ShapeCase(row["case"], row["shape"]))
-        result = profile_ort(artifact.path(row["file"]), feed, threads, prepare_qdq=row["precision"] == "int8")
+        result = profile_ort(artifact.path(row["file"]), feed, threads)
         top = ", ".join(f"{o.op_type} {o.us:.0f}µs ({o.share:.0%})" for o in result["ops"][:6])
         out.print(f"{row['recipe']} {row['target']} {row['case']}: {top}")

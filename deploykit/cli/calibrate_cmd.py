@@ -1,4 +1,5 @@
-"""deploykit calibrate: an exported artifact -> INT8 Q/DQ model, TensorRT cache, ranges, FP16 model."""
+"""deploykit calibrate: an exported artifact -> INT8 Q/DQ models (TensorRT, onnxruntime), TensorRT cache,
+ranges, FP16 model, and what each file is worth (accuracy, speed against FP32)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,13 @@ class _RichProgress:
 @click.option("--method", type=click.Choice(CALIBRATION_METHODS), default=None,
               help="Range method (default: the recipe's [calibration] method, else minmax). entropy is "
                    "TensorRT's KL search over 2048 bins and takes about 0.5 s per tensor.")
-@click.option("--per-channel", is_flag=True, help="Quantize weights per output channel (activations stay per tensor).")
+@click.option("--target", type=click.Choice(["all", "ort", "trt"]), default="all", show_default=True,
+              help="Which INT8 model to write: trt = model.int8.onnx in TensorRT's Q/DQ rules; ort = "
+                   "model.int8.ort.onnx, its quantized nodes chosen by measuring onnxruntime here; all = both.")
+@click.option("--per-channel", is_flag=True,
+              help="TensorRT model: quantize weights per output channel (the onnxruntime model always is).")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
+              help="onnxruntime intra-op threads for the INT8 search and the speed report.")
 @click.option("--fp16/--no-fp16", default=True, show_default=True, help="Also write model.fp16.onnx.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=None,
               help="Samples per calibration batch (default: the recipe's opt batch).")
@@ -56,18 +63,24 @@ class _RichProgress:
 @out_option
 @recipes_option
 @json_option
-def command(name, data, synthetic, synthetic_shapes, method, per_channel, fp16, batch_size, trt_version, reuse, seed,
-            force, out_dir, recipe_dir, as_json):
+def command(name, data, synthetic, synthetic_shapes, method, target, per_channel, threads, fp16, batch_size,
+            trt_version, reuse, seed, force, out_dir, recipe_dir, as_json):
     """Calibrate an exported artifact: ranges -> INT8 Q/DQ ONNX, TensorRT cache, FP16 ONNX.
 
     \b
     Writes next to artifacts/NAME/model.onnx (made by `deploykit export NAME`):
-      model.int8.onnx     Q/DQ INT8 (symmetric, zero-points 0, float biases):
-                          onnxruntime CPU, TensorRT 10 and 11
+      model.int8.onnx     (--target trt) Q/DQ INT8 in TensorRT's rules (symmetric,
+                          zero-points 0, float biases): TensorRT 10 and 11
+      model.int8.ort.onnx (--target ort) Q/DQ INT8 for onnxruntime CPU: UINT8
+                          activations, 7-bit per-channel weights (exact on every
+                          x86 CPU), quantized nodes chosen by measurement here
       calibration.cache   TensorRT <= 10 implicit-INT8 cache (TRT-<version>-<Algorithm>)
       calibration.json    per-tensor ranges with provenance (data hash, method, shapes, versions)
       model.fp16.onnx     FP16 with LayerNorm/softmax/overflowing reductions kept in FP32
-    and records them in manifest.json. Check them with `deploykit verify NAME --precision int8|fp16`.
+    and records them in manifest.json, each with its accuracy over the verification
+    sweep against PyTorch and its onnxruntime CPU speed against FP32 at the opt shape
+    (one warning line per file that is not faster). Check them with
+    `deploykit verify NAME --precision int8|fp16`.
 
     \b
     Examples:
@@ -85,7 +98,8 @@ def command(name, data, synthetic, synthetic_shapes, method, per_channel, fp16, 
                         TimeElapsedColumn(), console=console(stderr=True), transient=True, disable=as_json)
     with progress:
         run = calibrate_artifact(recipe, out_dir, data=data, synthetic=synthetic, method=method,
-                                 per_channel=per_channel, fp16=fp16, force=force, reuse=reuse,
+                                 per_channel=per_channel, fp16=fp16, force=force, reuse=reuse, target=target,
+                                 threads=threads,
                                  trt_version=trt_version, batch_size=batch_size, seed=seed,
                                  synthetic_shapes=synthetic_shapes, progress=_RichProgress(progress))
     if as_json:
@@ -106,14 +120,26 @@ def _print(run) -> None:
                           f"batches, shapes {[s for s in data['shapes']]})")
     table.add_row("method", f"{run.method}" + (" (ranges reused)" if run.reused else "") + f", {run.tensors} tensors")
     table.add_row("TensorRT cache", run.trt_cache_header)
-    for name, stats in run.int8["sanity_vs_onnx_fp32"].items():
-        table.add_row(f"int8 {name}", f"cosine {stats['cosine']:.6f}, max abs {stats['max_abs']:.3g} "
-                                      "(one calibration batch vs model.onnx)")
+    if run.int8_ort:
+        policy = run.int8_ort["policy"]
+        groups = policy["quantized_groups"]
+        table.add_row("onnxruntime INT8 policy", f"quantized: {groups if isinstance(groups, str) else ', '.join(groups)} "
+                                                 f"(of {', '.join(g['name'] for g in policy['groups'])}); "
+                                                 f"{len(policy['candidates'])} candidates in {policy['seconds']:.1f} s")
     if run.fp16:
         kept = run.fp16["kept_fp32"]
         table.add_row("fp16 kept in FP32", ", ".join(f"{k['name']} ({k['op_type']})" for k in kept) or "none")
-        for name, stats in run.fp16["sanity_vs_onnx_fp32"].items():
-            table.add_row(f"fp16 {name}", f"cosine {stats['cosine']:.6f}, max abs {stats['max_abs']:.3g}")
+    for info in (run.int8, run.int8_ort, run.fp16):
+        if info is None:
+            continue
+        acc, speed = info["worth"]["accuracy_sweep"], info["worth"]["speed_vs_fp32"]
+        snr = "inf" if acc["snr_min_db"] is None else f"{acc['snr_min_db']:.1f} dB"
+        where = f"{speed['machine']['threads']} threads, {speed['machine']['cpu']}"
+        table.add_row(f"{info['file']} ({info['target']})",
+                      f"cosine >= {acc['cosine_min']:.5f}, SNR >= {snr} over {acc['feeds']} sweep shapes; "
+                      f"{speed['p50_ms']:.3g} ms vs FP32 {speed['fp32_p50_ms']:.3g} ms p50 = "
+                      f"{speed['speedup_vs_fp32']:.2f}x in onnxruntime CPU ({where})"
+                      + (f"; {speed['note']}" if speed.get("note") else ""))
     table.add_row("files", ", ".join(run.files))
     table.add_row("seconds", f"{run.seconds:.1f}")
     out.print(table)

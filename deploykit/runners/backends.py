@@ -19,7 +19,7 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..artifact import PRECISION_MODELS, WEIGHTS, Artifact, engine_name
+from ..artifact import WEIGHTS, Artifact, engine_name, precision_model
 from ..errors import BackendUnavailable, DeployKitError
 from ..recipe.spec import PRECISIONS
 
@@ -31,22 +31,28 @@ class Backend:
     description: str
     providers: tuple[str, ...] = ()  # onnxruntime execution providers, most wanted first
     triton_platform: str | None = None  # what Triton runs this backend's file as (None: Triton cannot)
+    # whose INT8 rules its ONNX follows: onnxruntime's kernels get the model made for them
+    # (model.int8.ort.onnx); TensorRT, its execution provider and the reference evaluator get TensorRT's
+    runtime: str = "onnxruntime"
 
     def file(self, precision: str = "fp32") -> str:
-        """The artifact file this backend runs at ``precision``."""
+        """The artifact file this backend runs at ``precision``: exactly what verify checks and bench times."""
         if precision not in PRECISIONS:
             raise DeployKitError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if self.kind == "torch":
             return WEIGHTS
         if self.kind == "trt":
             return engine_name(precision)
-        return PRECISION_MODELS[precision]
+        return precision_model(precision, self.runtime)
 
     def make_hint(self, precision: str, name: str) -> str:
         """The command that makes this backend's file."""
         if self.kind == "trt":
             return f"deploykit build-trt {name} --{precision}"
-        return f"deploykit export {name}" if precision == "fp32" or self.kind == "torch" else f"deploykit calibrate {name}"
+        if precision == "fp32" or self.kind == "torch":
+            return f"deploykit export {name}"
+        target = {"onnxruntime": " --target ort", "tensorrt": " --target trt"}[self.runtime] if precision == "int8" else ""
+        return f"deploykit calibrate {name}{target}"
 
     @property
     def preload(self) -> tuple[str, ...]:
@@ -86,11 +92,10 @@ class Backend:
             return str(exc)
         return self.machine_problem()
 
-    def runner(self, path: str | Path | bytes, *, threads: int | None = None, prepare_qdq: bool = False,
-               spinning: bool = True, reference=None, recipe=None):
+    def runner(self, path: str | Path | bytes, *, threads: int | None = None, spinning: bool = True,
+               reference=None, recipe=None):
         """An inactive runner over ``path`` (enter it with ``with``); ``torch`` takes the module as ``reference``.
 
-        ``prepare_qdq``: run a TensorRT-style Q/DQ model as onnxruntime's x86 kernels want it (ort_qdq.py);
         ``spinning=False``: onnxruntime's idle threads sleep (a server's own threads need the cores)."""
         if self.kind == "torch":
             from .torch_runner import TorchRunner
@@ -99,8 +104,7 @@ class Backend:
         if self.kind == "ort":
             from .ort_runner import OrtRunner
 
-            return OrtRunner(path, providers=list(self.providers), threads=threads, prepare_qdq=prepare_qdq,
-                             spinning=spinning)
+            return OrtRunner(path, providers=list(self.providers), threads=threads, spinning=spinning)
         if self.kind == "ref":
             from .ref_runner import ReferenceRunner
 
@@ -110,15 +114,15 @@ class Backend:
         return TrtRunner(path)
 
     def open(self, artifact: Artifact, precision: str = "fp32", *, recipe=None, threads: int | None = None,
-             prepare_qdq: bool = False, spinning: bool = True):
+             spinning: bool = True):
         """An inactive runner over ``artifact``'s file for ``precision``; BackendUnavailable with the reason
         when this machine or the artifact cannot run it."""
         problem = self.unavailable(artifact, precision)
         if problem:
             raise BackendUnavailable(problem)
         reference = artifact.reference_model(recipe) if self.kind == "torch" else None
-        return self.runner(artifact.path(self.file(precision)), threads=threads, prepare_qdq=prepare_qdq,
-                           spinning=spinning, reference=reference, recipe=recipe)
+        return self.runner(artifact.path(self.file(precision)), threads=threads, spinning=spinning,
+                           reference=reference, recipe=recipe)
 
 
 _CPU = "CPUExecutionProvider"
@@ -128,9 +132,9 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in (
     Backend("ort-cuda", "ort", "onnxruntime, CUDA execution provider", ("CUDAExecutionProvider", _CPU),
             "onnxruntime_onnx"),
     Backend("ort-trt", "ort", "onnxruntime, TensorRT execution provider",
-            ("TensorrtExecutionProvider", "CUDAExecutionProvider", _CPU), "onnxruntime_onnx"),
-    Backend("ref", "ref", "onnx ReferenceEvaluator (slow; small shapes)"),
-    Backend("trt", "trt", "TensorRT engine from `deploykit build-trt`", (), "tensorrt_plan"),
+            ("TensorrtExecutionProvider", "CUDAExecutionProvider", _CPU), "onnxruntime_onnx", "tensorrt"),
+    Backend("ref", "ref", "onnx ReferenceEvaluator (slow; small shapes)", runtime="tensorrt"),
+    Backend("trt", "trt", "TensorRT engine from `deploykit build-trt`", (), "tensorrt_plan", "tensorrt"),
 )}
 # the order ``auto`` tries, best first
 AUTO_ORDER = ("trt", "ort-cuda", "ort-cpu")

@@ -40,16 +40,13 @@ class OrtRunner(Runner):
     name = "ort"
 
     def __init__(self, model: str | Path | bytes, providers: list[str] | None = None,
-                 threads: int | None = None, optimization: str = "all", prepare_qdq: bool = False,
-                 spinning: bool = True):
+                 threads: int | None = None, optimization: str = "all", spinning: bool = True):
         super().__init__()
         self.spinning = spinning
         self.model = model
         self.requested = providers or ["CPUExecutionProvider"]
         self.threads = threads
         self.optimization = optimization
-        self.prepare_qdq = prepare_qdq  # a TensorRT-style Q/DQ model, rewritten for onnxruntime's kernels (ort_qdq.py)
-        self.qdq_notes: list[str] = []
         self.session = None
 
     def activate(self) -> None:
@@ -57,14 +54,6 @@ class OrtRunner(Runner):
 
         ort.set_default_logger_severity(3)  # failures surface as exceptions; keep ORT's own log quiet
         source = self.model if isinstance(self.model, bytes) else str(self.model)
-        if self.prepare_qdq:
-            import onnx
-
-            from .ort_qdq import prepare_qdq_for_ort
-
-            proto = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(source)
-            prepared, self.qdq_notes = prepare_qdq_for_ort(proto)
-            source = prepared.SerializeToString()
         wanted, available = self.requested[0], ort.get_available_providers()
         if wanted not in available:
             raise BackendUnavailable(f"onnxruntime {ort.__version__} has no {wanted} (available: {', '.join(available)}; "
@@ -106,5 +95,4 @@ class OrtRunner(Runner):
             "onnxruntime": ort.__version__,
             "providers_requested": self.requested,
             "providers_used": self.session.get_providers() if self.session else [],
-            **({"qdq_prepared_for_ort": self.qdq_notes} if self.prepare_qdq else {}),
         }

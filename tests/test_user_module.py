@@ -233,23 +233,9 @@ def test_a_tracer_warning_that_changes_nothing_does_not_block_the_export(tmp_pat
 
 def test_a_module_that_rejects_a_declared_size_is_named_as_such(tmp_path):
     """Linear(12, 12) on the last axis only runs at T=12: at another declared T, the user's module is at fault."""
-    text = """factory = "tests.user_modules:make_time_mix"
-[[inputs]]
-name = "x"
-shape = ["B", 4, "T"]
-[[outputs]]
-name = "y"
-shape = ["B", 4, "T"]
-[dims.B]
-min = 1
-opt = 2
-max = 4
-[dims.T]
-min = 8
-opt = 12
-max = 32
-"""
-    recipe = recipe_from_bytes(text.encode(), tmp_path / "fixed.toml")
+    from .user_modules import TIME_MIX_RECIPE
+
+    recipe = recipe_from_bytes(TIME_MIX_RECIPE.encode(), tmp_path / "fixed.toml")
     with pytest.raises(UserCodeError, match=r"the PyTorch module at B=\d+ T=\d+ raised RuntimeError: .*"
                                             r"user_modules\.py:\d+.*declare"):
         export_onnx(recipe, tmp_path / "out")

@@ -79,3 +79,22 @@ def user_code(what: str):
         raise
     except Exception as exc:  # anything the user's code raises is theirs to fix: one line, not a traceback
         raise UserCodeError(f"{what} raised {type(exc).__name__}: {first_line(exc)}{_user_frame(exc.__traceback__)}") from exc
+
+
+class RecipeErrors(list):
+    """The errors of one command over several recipes, one entry per recipe that failed (the others go on);
+    with a single recipe there is nothing else to report, and its error is raised as it is."""
+
+    def __init__(self, total: int):
+        super().__init__()
+        self.total = total
+
+    def attempt(self, name: str, run):
+        """``run()``'s result, or None after recording its DeployKitError under ``name``."""
+        try:
+            return run()
+        except DeployKitError as exc:
+            if self.total == 1:
+                raise
+            self.append({"name": name, "error": str(exc)})
+            return None

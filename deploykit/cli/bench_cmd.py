@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import DeployKitError
+from ..errors import RecipeErrors
 from .common import select_recipes, spinner, console, echo_json, json_option, out_option, recipes_option
 
 
@@ -62,16 +62,13 @@ def command(names, all_, backends_text, shapes, batch_text, warmup, iters, round
     plans = [(recipe, bench_cases(recipe, list(shapes), batches)) for recipe in recipes]  # all errors before any run
     settings = BenchSettings(warmup=warmup, iters=iters, rounds=rounds, threads=threads, isolated=not in_process)
     header = report_header(settings)
-    rows, errors, written = [], [], []
+    rows, errors, written = [], RecipeErrors(len(plans)), []
     status = spinner("bench", not as_json)
     with status:
         for recipe, cases in plans:
-            try:
-                recipe_rows = bench_recipe(recipe, out_dir, targets, cases, settings, on_step=status.update)
-            except DeployKitError as exc:
-                if len(plans) == 1:
-                    raise
-                errors.append({"name": recipe.name, "error": str(exc)})
+            recipe_rows = errors.attempt(recipe.name, lambda: bench_recipe(recipe, out_dir, targets, cases, settings,
+                                                                           on_step=status.update))
+            if recipe_rows is None:
                 continue
             rows.extend(recipe_rows)
             if not no_write:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import DeployKitError
+from ..errors import DeployKitError, RecipeErrors
 from ..export import EXPORTER_CHOICES, export_onnx
 from .common import console, echo_json, json_option, out_option, recipes_option, select_recipes
 
@@ -73,7 +73,7 @@ def command(names, all_, module, inputs, dims, args_json, name, call, recipe_pat
         raise DeployKitError("--checkpoint needs exactly one recipe")
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    results, failures = [], []
+    results, failures = [], RecipeErrors(len(recipes))
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                         TimeElapsedColumn(), console=console(stderr=True), transient=True, disable=as_json)
     with progress:
@@ -82,15 +82,11 @@ def command(names, all_, module, inputs, dims, args_json, name, call, recipe_pat
             def on_step(message, name=recipe.name):
                 progress.update(task, description=f"{name}: {message}")
 
-            try:
-                result = export_onnx(recipe, out_dir, opset=opset, exporter=exporter, simplify=not no_simplify,
-                                     static=static, rewrites=not no_rewrites, optimize=not no_optimize, force=force,
-                                     checkpoint=checkpoint, on_step=on_step)
+            result = failures.attempt(recipe.name, lambda: export_onnx(
+                recipe, out_dir, opset=opset, exporter=exporter, simplify=not no_simplify, static=static,
+                rewrites=not no_rewrites, optimize=not no_optimize, force=force, checkpoint=checkpoint, on_step=on_step))
+            if result is not None:
                 results.append(result.summary())
-            except DeployKitError as exc:
-                if len(recipes) == 1:
-                    raise
-                failures.append({"name": recipe.name, "error": str(exc)})
             progress.advance(task)
     if as_json:
         echo_json({"exported": results, "failed": failures})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import DeployKitError
+from ..errors import DeployKitError, RecipeErrors
 from ..recipe import PRECISIONS
 from ..recipe.shapes import parse_shape_option
 from ..verify import BACKENDS, verify_artifact, verify_onnx
@@ -69,7 +69,7 @@ def command(names, all_, backend, precision, shapes, out_dir, samples, seed, onn
     if onnx_path is None and checkpoint is not None:
         raise DeployKitError("--checkpoint goes with --onnx: an artifact holds its own weights (weights.pt)")
     recipes = select_recipes(names, all_, recipe_dir, module, recipe_path, out_dir)
-    runs, missing = [], []
+    runs, missing = [], RecipeErrors(len(recipes))
     for recipe in recipes:
         extra = [_parse_shape(s, recipe) for s in shapes]
         status = spinner(f"verifying {recipe.name}", not as_json)
@@ -78,17 +78,11 @@ def command(names, all_, backend, precision, shapes, out_dir, samples, seed, onn
                 if not as_json:
                     status.update(f"verifying {name} at {case.describe()}")
 
-            try:
-                if onnx_path is not None:
-                    run = verify_onnx(onnx_path, recipe, checkpoint, backend=backend, precision=precision,
-                                      extra_shapes=extra, seed=seed, samples=samples, on_case=on_case)
-                else:
-                    run = verify_artifact(recipe, out_dir, backend=backend, precision=precision,
-                                          extra_shapes=extra, seed=seed, samples=samples, on_case=on_case)
-            except DeployKitError as exc:
-                if len(recipes) == 1:
-                    raise
-                missing.append({"name": recipe.name, "error": str(exc)})
+            options = dict(backend=backend, precision=precision, extra_shapes=extra, seed=seed, samples=samples,
+                           on_case=on_case)
+            run = missing.attempt(recipe.name, lambda: verify_onnx(onnx_path, recipe, checkpoint, **options)
+                                  if onnx_path is not None else verify_artifact(recipe, out_dir, **options))
+            if run is None:
                 continue
         runs.append(run)
         if not as_json:

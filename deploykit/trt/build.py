@@ -6,23 +6,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..artifact import Artifact
-from ..errors import DeployKitError
+from ..errors import DeployKitError, RecipeErrors
 from .preflight import Preflight, run_preflight
 
 
 def preflight_all(recipes, out_dir: str | Path, precisions: list[str], target, int8_source: str = "auto"):
     """The CPU checks for each recipe's artifact: ``(recipe, artifact, Preflight)`` triples and per-recipe errors
     (a single recipe's error is raised: there is nothing else to report)."""
-    preflights, errors = [], []
+    preflights, errors = [], RecipeErrors(len(recipes))
+
+    def check(recipe):
+        artifact = Artifact.open(Path(out_dir) / recipe.name)
+        return recipe, artifact, run_preflight(artifact, recipe, precisions, target, int8_source)
+
     for recipe in recipes:
-        try:
-            artifact = Artifact.open(Path(out_dir) / recipe.name)
-            preflights.append((recipe, artifact, run_preflight(artifact, recipe, precisions, target, int8_source)))
-        except DeployKitError as exc:
-            if len(recipes) == 1:
-                raise
-            errors.append({"name": recipe.name, "error": str(exc)})
-    return preflights, errors
+        checked = errors.attempt(recipe.name, lambda: check(recipe))
+        if checked is not None:
+            preflights.append(checked)
+    return preflights, list(errors)
 
 
 def build_all(preflights: list[tuple[object, Artifact, Preflight]], options, machine, *, check: bool = True,

@@ -37,23 +37,34 @@ class ScaledDotProductAttention(nn.Module):
         self.init_weights()
 
     def init_weights(self):
-        # The reference implementation's init: tiny normal weights, zero biases.
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                init.normal_(m.weight, std=0.001)
-                if m.bias is not None:
-                    init.constant_(m.bias, 0)
+        init_linear_weights(self)
 
     def forward(self, queries, keys, values, attention_mask=None, attention_weights=None):
-        # unflatten/flatten split and merge heads without reading tensor sizes (export-friendly).
-        q = self.fc_q(queries).unflatten(-1, (self.h, self.d_k)).transpose(1, 2)  # (B, h, Nq, d_k)
-        k = self.fc_k(keys).unflatten(-1, (self.h, self.d_k)).permute(0, 2, 3, 1)  # (B, h, d_k, Nk)
-        v = self.fc_v(values).unflatten(-1, (self.h, self.d_v)).transpose(1, 2)  # (B, h, Nk, d_v)
-        att = torch.matmul(q, k) / math.sqrt(self.d_k)  # (B, h, Nq, Nk)
-        if attention_weights is not None:
-            att = att * attention_weights
-        if attention_mask is not None:
-            att = att.masked_fill(attention_mask, float("-inf"))
-        att = self.dropout(torch.softmax(att, -1))
-        out = torch.matmul(att, v).transpose(1, 2).flatten(2)  # (B, Nq, h*d_v)
-        return self.fc_o(out)
+        attended = heads_attention(self, self.fc_q(queries), self.fc_k(keys), self.fc_v(values), attention_mask,
+                                   attention_weights)
+        return self.fc_o(attended)
+
+
+def init_linear_weights(module: nn.Module) -> None:
+    """The reference implementation's init: tiny normal weights, zero biases."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            init.normal_(m.weight, std=0.001)
+            if m.bias is not None:
+                init.constant_(m.bias, 0)
+
+
+def heads_attention(module, q, k, v, attention_mask=None, attention_weights=None):
+    """Scaled dot-product attention over ``module.h`` heads of ``q``/``k``/``v`` (B, N, h*d), as (B, Nq, h*d_v).
+
+    unflatten/flatten split and merge heads without reading tensor sizes (export-friendly)."""
+    q = q.unflatten(-1, (module.h, module.d_k)).transpose(1, 2)  # (B, h, Nq, d_k)
+    k = k.unflatten(-1, (module.h, module.d_k)).permute(0, 2, 3, 1)  # (B, h, d_k, Nk)
+    v = v.unflatten(-1, (module.h, module.d_v)).transpose(1, 2)  # (B, h, Nk, d_v)
+    att = torch.matmul(q, k) / math.sqrt(module.d_k)  # (B, h, Nq, Nk)
+    if attention_weights is not None:
+        att = att * attention_weights
+    if attention_mask is not None:
+        att = att.masked_fill(attention_mask, float("-inf"))
+    att = module.dropout(torch.softmax(att, -1))
+    return torch.matmul(att, v).transpose(1, 2).flatten(2)  # (B, Nq, h*d_v)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import nn
-from torch.nn import init
 
+from deploykit.zoo.mhsa import heads_attention, init_linear_weights
 from deploykit.zoo.registry import register
 
 
@@ -35,22 +32,7 @@ class SimplifiedScaledDotProductAttention(nn.Module):
         self.init_weights()
 
     def init_weights(self):
-        # The reference implementation's init: tiny normal weights, zero biases.
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                init.normal_(m.weight, std=0.001)
-                if m.bias is not None:
-                    init.constant_(m.bias, 0)
+        init_linear_weights(self)
 
     def forward(self, queries, keys, values, attention_mask=None, attention_weights=None):
-        q = queries.unflatten(-1, (self.h, self.d_k)).transpose(1, 2)  # (B, h, Nq, d_k)
-        k = keys.unflatten(-1, (self.h, self.d_k)).permute(0, 2, 3, 1)  # (B, h, d_k, Nk)
-        v = values.unflatten(-1, (self.h, self.d_v)).transpose(1, 2)  # (B, h, Nk, d_v)
-        att = torch.matmul(q, k) / math.sqrt(self.d_k)  # (B, h, Nq, Nk)
-        if attention_weights is not None:
-            att = att * attention_weights
-        if attention_mask is not None:
-            att = att.masked_fill(attention_mask, float("-inf"))
-        att = self.dropout(torch.softmax(att, -1))
-        out = torch.matmul(att, v).transpose(1, 2).flatten(2)  # (B, Nq, h*d_v)
-        return self.fc_o(out)
+        return self.fc_o(heads_attention(self, queries, keys, values, attention_mask, attention_weights))

@@ -68,9 +68,17 @@ def main() -> None:
     torch.manual_seed(0)
     model = create(**spec.factory_args())
     result = {"independent": independent_check(spec, model, args.artifact, probe)}
+
+    def save(naive=None):  # after every stage, so a timeout keeps what was done
+        if naive is not None:
+            result["naive"] = naive
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=2, default=str))
+        tmp.replace(args.out)
+
+    save()
     if not args.skip_naive:
-        result["naive"] = run_naive(spec, model, probe, args.work)
-    args.out.write_text(json.dumps(result, indent=2, default=str))
+        save(run_naive(spec, model, probe, args.work, on_progress=save))
 
 
 if __name__ == "__main__":

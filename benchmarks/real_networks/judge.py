@@ -72,5 +72,19 @@ def _first(out):
 
 
 def _line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:300]
+    """The exception's first line, plus the first line of its innermost cause (torch.onnx wraps the real
+    error of torch.export in a generic TorchExportError)."""
+    text = _first_line(exc)
+    cause = exc
+    while cause.__cause__ is not None or cause.__context__ is not None and not cause.__suppress_context__:
+        cause = cause.__cause__ or cause.__context__
+    if cause is not exc:
+        text += f" <- {_first_line(cause)}"
+    return text[:600]
+
+
+def _first_line(exc: BaseException) -> str:
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # torch colours its messages
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"

@@ -129,6 +129,9 @@ MODELS: list[Model] = [
     _m("mixer_s16_224", "other", hw=None, static=224, reason=_FIXED_MIXER),
     _m("resmlp_12_224", "other", hw=None, static=224, reason=_FIXED_MIXER),
     _m("levit_128s", "other", hw=None, static=224, reason=_FIXED_LEVIT),
+    # deliberately declared dynamic although the module is fixed-size: how does deploykit report it?
+    _m("mixer_s16_224_as_dynamic", "misdeclared", "mixer_s16_224",
+       reason="deliberately wrong: a fixed-size model declared with dynamic H/W"),
     _m("ghostnet_100", "other"),
     _m("densenet121", "other"),
     _m("mnasnet_100", "other"),

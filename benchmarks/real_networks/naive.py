@@ -58,8 +58,9 @@ def graph_facts(path: Path) -> dict:
     return {"opset": opset, "nodes": len(model.graph.node), "input_dims": dims}
 
 
-def run_naive(spec, model, probe: tuple[int, int, int], work: Path, seed: int = 0) -> dict:
-    """Both naive exports of ``model`` (export shape B=2, opt x opt), checked in onnxruntime at ``probe``."""
+def run_naive(spec, model, probe: tuple[int, int, int], work: Path, seed: int = 0, on_progress=None) -> dict:
+    """Both naive exports of ``model`` (export shape B=2, opt x opt), checked in onnxruntime at ``probe``;
+    ``on_progress(result)`` after each exporter (so a timeout keeps what was done)."""
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -88,6 +89,8 @@ def run_naive(spec, model, probe: tuple[int, int, int], work: Path, seed: int = 
         except Exception as exc:
             entry.update(outcome="export-error", error=_line(exc), export_seconds=round(time.perf_counter() - t0, 2))
             result[exporter] = entry
+            if on_progress:
+                on_progress(result)
             continue
         entry["export_seconds"] = round(time.perf_counter() - t0, 2)
         for label, x in (("probe", x_probe), ("export", x_export)):
@@ -101,6 +104,8 @@ def run_naive(spec, model, probe: tuple[int, int, int], work: Path, seed: int = 
         entry["outcome"] = ("ort-error" if "ort_error" in probe_verdict else
                             "correct" if probe_verdict["correct"] else "silently-wrong")
         result[exporter] = entry
+        if on_progress:
+            on_progress(result)
         path.unlink(missing_ok=True)
         Path(str(path) + ".data").unlink(missing_ok=True)
     result["seconds"] = round(time.perf_counter() - started, 2)

@@ -14,12 +14,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 NAIVE_OUTCOMES = ("correct", "silently-wrong", "ort-error", "export-error")
 DK_OUTCOMES = ("verified", "refused", "error")
+ILL_CONDITIONED = 1e-3  # PyTorch fp32 vs fp64, relative to the output range
 
 
 def naive_outcome(r: dict, exporter: str) -> str:
     naive = r.get("naive", {})
     if "pytorch_error" in naive:
         return "pytorch-error"
+    if exporter not in naive and r.get("check_step", {}).get("rc") == "timeout":
+        return "check-timeout"
     return naive.get(exporter, {}).get("outcome", "not-run")
 
 
@@ -52,6 +55,11 @@ def classify(r: dict) -> str:
         return "traceback"
     if "doesn't match model" in why or "Input height" in why or "Input image" in why:
         return "fixed-size model reported as exporter failure"
+    probes = [r.get("naive", {}).get(e, {}).get("probe") or {} for e in ("torchscript", "dynamo")]
+    if "beyond atol" in why and naive_right and any(ill_conditioned(p) for p in probes):
+        p = next(p for p in probes if ill_conditioned(p))
+        return (f"ill-conditioned weights: PyTorch fp32 is {p['torch_fp32_floor']:.2g} off float64 (range "
+                f"{p['output_scale']:.2g}); naive {'/'.join(naive_right)} export within 10x that")
     if "beyond atol" in why and naive_right:
         return f"false refusal: fp32 rounding (naive {'/'.join(naive_right)} export is within 10x PyTorch's own fp32 error)"
     if naive_right:
@@ -75,7 +83,9 @@ def size_text(r: dict) -> str:
 
 
 def render(data: dict) -> str:
-    models = list(data["models"].values())
+    everything = list(data["models"].values())
+    models = [r for r in everything if r["family"] != "misdeclared"]  # deliberate user errors: listed, not counted
+    misdeclared = [r for r in everything if r["family"] == "misdeclared"]
     n = len(models)
     env = data.get("environment", {})
     v = env.get("versions", {})
@@ -87,6 +97,7 @@ def render(data: dict) -> str:
            f"onnxruntime {v.get('onnxruntime')}, onnxscript {v.get('onnxscript')}, onnxsim {v.get('onnxsim')}, "
            f"onnxslim {v.get('onnxslim')}, deploykit {v.get('deploykit')}; Python {env.get('python')}, "
            f"{env.get('cpus')} cores shared with other jobs (timings are noisy).",
+           *_not_run(data),
            "- Reproduce: `bash benchmarks/real_networks/setup_env.sh && . /work/venv-timm/bin/activate && "
            "python benchmarks/real_networks/run.py --force && python benchmarks/real_networks/report.py`", "",
            "A naive export is **correct** when onnxruntime at the probe shape (B=3, H != W, not the export size) is "
@@ -103,13 +114,14 @@ def render(data: dict) -> str:
             "| path | " + " | ".join(DK_OUTCOMES) + " |", "|---|" + "---|" * len(DK_OUTCOMES),
             f"| deploykit (CLI) | " + " | ".join(f"{dk.get(k, 0)}" for k in DK_OUTCOMES) + " |", "",
             f"deploykit verified {dk.get('verified', 0)}/{n} ({100 * dk.get('verified', 0) / max(n, 1):.0f}%).", "",
-            "| naive exporter | " + " | ".join(NAIVE_OUTCOMES) + " | other |", "|---|" + "---|" * (len(NAIVE_OUTCOMES) + 1)]
+            "| naive exporter | " + " | ".join(NAIVE_OUTCOMES) + " | check timeout |", "|---|" + "---|" * (len(NAIVE_OUTCOMES) + 1)]
     for label, c in (("TorchScript (dynamo=False, dynamic_axes)", ts), ("dynamo (dynamo=True, dynamic_shapes)", dy)):
         other = sum(v for k, v in c.items() if k not in NAIVE_OUTCOMES)
         out.append(f"| {label} | " + " | ".join(str(c.get(k, 0)) for k in NAIVE_OUTCOMES) + f" | {other} |")
-    out += ["", "| independent check of deploykit's artifact | correct | wrong | no artifact |", "|---|---|---|---|",
+    out += ["", "| independent check of deploykit's artifact | correct | wrong | no artifact | not checked (timeout) |",
+            "|---|---|---|---|---|",
             f"| onnxruntime at a probe outside the sweep | {ind.get('correct', 0)} | {ind.get('wrong', 0)} | "
-            f"{ind.get('no artifact', 0)} |", ""]
+            f"{ind.get('no artifact', 0)} | {ind.get('not checked', 0)} |", ""]
     silent = [r for r in models if r["deploykit"] == "verified" and _independent(r) == "wrong"]
     out.append(f"**deploykit verified but the independent check disagrees: {len(silent)}**"
                + (" (" + ", ".join(r["name"] for r in silent) + ")" if silent else "") + ".")
@@ -140,9 +152,10 @@ def render(data: dict) -> str:
         out.append(f"| {fam} | " + " | ".join(cells) + " |")
     out += ["", "## Refusals and errors", "",
             "| model | deploykit | class (mechanical; see FINDINGS.md) | reason (deploykit's line) |", "|---|---|---|---|"]
-    for r in models:
+    for r in models + misdeclared:
         if r["deploykit"] != "verified":
-            out.append(f"| {r['name']} | {r['deploykit']} | {classify(r)} | {_cell(reason(r))} |")
+            label = r["name"] + (" (deliberately misdeclared, not counted)" if r in misdeclared else "")
+            out.append(f"| {label} | {r['deploykit']} | {classify(r)} | {_cell(reason(r))} |")
     noisy = [r for r in models if r["export"]["stdout_lines"] + r["export"]["stderr_lines"] > 40]
     if noisy:
         out += ["", "Export runs that printed more than 40 lines (exporter noise reaching the terminal):", "",
@@ -153,7 +166,8 @@ def render(data: dict) -> str:
     out += ["", "## Per model", "",
             "Nodes: in model.onnx (after simplification and the onnxruntime optimisation). Worst: deploykit verify's "
             "worst max abs over its sweep. Independent: max abs vs float64 at the probe, and as a multiple of "
-            "PyTorch's own fp32 error there. Naive: TorchScript / dynamo outcome.", "",
+            "PyTorch's own fp32 error there; 'ill-conditioned': PyTorch fp32 itself is more than 1e-3 of the output "
+            "range off float64 on these weights. Naive: TorchScript / dynamo outcome.", "",
             "| model | family | H/W | deploykit | exporter | opset | nodes | export s | verify s | worst max abs | "
             "independent (x floor) | naive TS / dynamo | total s |", "|---|" + "---|" * 12]
     for r in models:
@@ -161,7 +175,8 @@ def render(data: dict) -> str:
         nodes = e.get("nodes") or {}
         final = nodes.get("optimized") or nodes.get(nodes.get("chosen")) or nodes.get("raw")
         indep = "-" if "max_abs_vs_fp64" not in ind_r else (
-            f"{'ok' if ind_r['correct'] else 'WRONG'} {_fmt(ind_r['max_abs_vs_fp64'])} ({_fmt(ind_r.get('ratio_to_floor'), '.1f')}x)")
+            f"{'ok' if ind_r['correct'] else 'WRONG'} {_fmt(ind_r['max_abs_vs_fp64'])} ({_fmt(ind_r.get('ratio_to_floor'), '.1f')}x)"
+            + (" ill-conditioned" if ill_conditioned(ind_r) else ""))
         out.append(f"| {r['name']} | {r['family']} | {size_text(r)} | {r['deploykit']} | {e.get('exporter', '-')} | "
                    f"{e.get('opset', '-')} | {_fmt(final)} | {e['seconds']:.0f} | {_fmt(vf.get('seconds'), '.0f')} | "
                    f"{_fmt(vf.get('worst_max_abs'))} | {indep} | {naive_outcome(r, 'torchscript')} / "
@@ -173,10 +188,30 @@ def render(data: dict) -> str:
     return "\n".join(out)
 
 
+def _not_run(data: dict) -> list[str]:
+    import sys
+
+    sys.path.insert(0, str(HERE))
+    from models import MODELS
+
+    missing = [m.name for m in MODELS if m.name not in data["models"]]
+    if not missing:
+        return []
+    return [f"- Not run yet ({len(missing)} of the {len(MODELS)} rows of models.py; the run was stopped at the session's "
+            f"time budget, `run.py` without --force runs exactly these): {', '.join(missing)}."]
+
+
+def ill_conditioned(verdict: dict) -> bool:
+    """PyTorch's own fp32 result is more than 1e-3 of the output range off float64: any fp32 comparison,
+    deploykit's or ours, proves little on these weights."""
+    floor, scale = verdict.get("torch_fp32_floor"), verdict.get("output_scale")
+    return bool(floor and scale and floor > ILL_CONDITIONED * scale)
+
+
 def _independent(r: dict) -> str:
     ind = r.get("independent") or {}
     if "correct" not in ind:
-        return "no artifact"
+        return "no artifact" if r["export"]["rc"] != 0 else "not checked"
     return "correct" if ind["correct"] else "wrong"
 
 

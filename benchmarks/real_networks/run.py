@@ -139,6 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help="comma-separated model names")
     parser.add_argument("--force", action="store_true", help="rerun models already in results.json")
+    parser.add_argument("--first", default="", help="comma-separated model names to run before the others")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per step (export, verify, check)")
     parser.add_argument("--work", type=Path, default=HERE / ".work", help="artifacts, logs, generated recipes")
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -146,7 +147,9 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     data = json.loads(args.results.read_text()) if args.results.is_file() else {"models": {}}
     only = {n for n in args.only.split(",") if n}
+    first = [n for n in args.first.split(",") if n]
     models = [m for m in family_round_robin(MODELS) if (not only or m.name in only)]
+    models.sort(key=lambda m: first.index(m.name) if m.name in first else len(first))  # stable: round robin after
     with open(args.work / "run.log", "a") as log:
         for i, spec in enumerate(models, 1):
             if spec.name in data["models"] and not args.force:

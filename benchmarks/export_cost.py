@@ -24,9 +24,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 CHILD = """
 import sys, tempfile, time
+from pathlib import Path
 from deploykit.export import export_onnx
 from deploykit.recipe import find_recipe
-recipe = find_recipe(sys.argv[1], sys.argv[2])
+recipe = find_recipe(sys.argv[1], Path(sys.argv[2]))
 with tempfile.TemporaryDirectory() as out:
     start = time.perf_counter()
     export_onnx(recipe, out)

@@ -23,7 +23,7 @@ import torch
 
 from ..artifact import MANIFEST, MANIFEST_FORMAT, MODEL, RECIPE, WEIGHTS, state_dict_bytes
 from ..environment import versions
-from ..errors import DeployKitError, ExportRefused, UserCodeError, first_line
+from ..errors import DeployKitError, ExportRefused, UserCodeError, at_declared_shape, first_line
 from ..files import atomic_write_bytes, atomic_write_json, atomic_write_text, check_can_overwrite, ensure_dir, \
     read_json, sha256_file
 from ..onnx_graph import dims_of, opset_of
@@ -222,6 +222,10 @@ def _export_first_correct(export_model, recipe, reference, log: ExportLog, step,
     example_tensors = [torch.from_numpy(example_feed[t.name]) for t in recipe.inputs]
     # eval, and kept so: torch.onnx restores the wrapper's mode afterwards, recursively, into the module
     flat = FlatIO(export_model, recipe.call).eval()
+    # the module itself at the example, first: a module that rejects a declared size (a fixed-size ViT asserting
+    # its input height) is the user's to fix, not an exporter failure to report
+    with at_declared_shape(f"the PyTorch module at {example.describe()}"), torch.no_grad():
+        flat(*example_tensors)
     attempts = []
     verdicts: list = []  # the symbolic check, run at most once per export (an exception is re-raised)
     sites: list = []  # the TorchScript tracer's warning sites, to name the user's line

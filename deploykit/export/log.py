@@ -7,6 +7,7 @@ The file begins with a marker line: a file of the same name that lacks it is the
 
 from __future__ import annotations
 
+import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,9 +22,10 @@ class ExportLog:
     def __init__(self, folder: Path, name: str):
         self.path = Path(folder) / LOG
         self.lines = [f"{MARKER}: {name}, {datetime.now(timezone.utc).isoformat(timespec='seconds')}"]
+        self.started = time.perf_counter()
 
     def line(self, text: str) -> None:
-        self.lines.append(text)
+        self.lines.append(f"[{time.perf_counter() - self.started:7.2f} s] {text}")
 
     def attempt(self, exporter: str, output: list[str], error: BaseException | None = None) -> None:
         """One exporter's captured output and, when it failed, its full traceback."""

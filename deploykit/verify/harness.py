@@ -86,10 +86,29 @@ def run_parity(recipe, model_path: Path, reference, *, backend: str = "ort-cpu",
         runner_info = runner.describe()
     run = VerifyRun(recipe.name, backend, precision, str(model_path), runner_info, asdict(tolerance), result.cases,
                     errors=result.errors, seed=seed, samples=samples)
+    run.diagnosis = _ill_conditioned(run, result)
     if not run.passed:
-        run.diagnosis = _diagnose(run, recipe, model_path, reference, backend, precision, export_shape, seed)
+        run.diagnosis += _diagnose(run, recipe, model_path, reference, backend, precision, export_shape, seed)
     run.seconds = time.perf_counter() - started
     return run
+
+
+ILL_CONDITIONED = 1e-3  # PyTorch's own FP32 error, as a share of an output's range, above which parity says little
+
+
+def _ill_conditioned(run, result) -> list[str]:
+    """A note where PyTorch's own FP32 error (the floor) is a large share of an output's range: at these
+    weights the network is ill-conditioned, and no FP32 comparison of it means much."""
+    notes = []
+    for case in run.cases:
+        for m in case.outputs:
+            spread = result.spreads.get((case.label, m.name))
+            if m.floor is not None and spread and m.floor > ILL_CONDITIONED * spread:
+                notes.append(f"ill-conditioned: at {case.describe()} PyTorch's own FP32 error on {m.name!r} is "
+                             f"{m.floor:.3g}, {m.floor / spread:.1%} of its range ({spread:.3g}): parity there "
+                             "says little about the export (check the weights)")
+                return notes
+    return notes
 
 
 def _diagnose(run, recipe, model_path, reference, backend, precision, export_shape, seed) -> list[str]:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import click
 
-from ..recipe import load_all
+from ..errors import DeployKitError
+from ..recipe import load_recipe, recipe_names
 from .common import console, echo_json, json_option, recipes_option, resolve_recipe_dir
 
 
 def describe(recipe) -> dict:
-    model = recipe.build()
+    try:
+        model = recipe.build()
+    except DeployKitError as exc:  # one recipe whose module cannot be built does not hide the others
+        return {"name": recipe.name, "module": recipe.module or recipe.factory, "error": str(exc)}
     return {
         "name": recipe.name,
         "module": recipe.module or recipe.factory,
@@ -34,19 +38,31 @@ def command(recipe_dir, as_json):
       deploykit list
       deploykit list --json | jq '.[].name'
     """
-    rows = [describe(r) for r in load_all(resolve_recipe_dir(recipe_dir))]
+    folder = resolve_recipe_dir(recipe_dir)
+    rows = []
+    for name in recipe_names(folder):
+        try:
+            rows.append(describe(load_recipe(folder / f"{name}.toml")))
+        except DeployKitError as exc:  # an invalid recipe is listed with its one-line reason
+            rows.append({"name": name, "error": str(exc)})
+    failed = any("error" in row for row in rows)
     if as_json:
         echo_json(rows)
-        return
+        raise SystemExit(1 if failed else 0)
     from rich.table import Table
 
     table = Table(title=f"deploykit recipes ({len(rows)})", show_lines=False)
     for col in ("name", "inputs", "dynamic axes (min/opt/max)", "static axes", "params"):
         table.add_column(col, overflow="fold")
     for row in rows:
+        if "error" in row:
+            table.add_row(row["name"], f"[red]{row['error']}[/red]", "-", "-", "-")
+            continue
         inputs = "\n".join(f"{n} [{', '.join(map(str, dims))}]" for n, dims in row["inputs"].items())
         dynamic = "\n".join(f"{n}: {lo}/{opt}/{hi}" + (f" (x{m})" if m > 1 else "")
                             for n, (lo, opt, hi, m) in row["dynamic_axes"].items())
         static = "\n".join(f"{n}={s['value']}: {s['reason']}" for n, s in row["static_axes"].items()) or "-"
         table.add_row(row["name"], inputs, dynamic, static, f"{row['parameters']:,}")
     console().print(table)
+    if failed:
+        raise SystemExit(1)

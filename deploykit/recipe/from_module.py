@@ -162,7 +162,7 @@ def infer_outputs(model, inputs, dims: dict, call: str = "args") -> list[tuple[s
     symbols (a relation must hold at all three)."""
     import torch
 
-    from ..errors import user_code
+    from ..errors import at_declared_shape
     from ..runners.torch_runner import FlatIO
     from .shapes import parse_dim, resolve_shape
 
@@ -175,7 +175,7 @@ def infer_outputs(model, inputs, dims: dict, call: str = "args") -> list[tuple[s
         tensors = [torch.from_numpy(rng.standard_normal(resolve_shape(tuple(parse_dim(d) for d in shape),
                                                                        case.values)).astype(np.float32))
                    for _, shape in inputs]
-        with user_code(f"the module's forward at {case.describe()}"), torch.inference_mode():
+        with at_declared_shape(f"the PyTorch module at {case.describe()}"), torch.inference_mode():
             outputs = flat(*tensors)
         shapes_per_case.append([tuple(o.shape) for o in outputs])
     counts = {len(s) for s in shapes_per_case}

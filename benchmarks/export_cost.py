@@ -61,7 +61,7 @@ def main() -> None:
                 times[name][label].append(_time(trees[label], name))
             print(f"round {round_ + 1}/{args.rounds} {name}: " +
                   ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times[name].items()), flush=True)
-    print(f"\n| recipe | baseline s (median) | current s (median) | current / baseline |\n|---|---|---|---|")
+    print("\n| recipe | baseline s (median) | current s (median) | current / baseline |\n|---|---|---|---|")
     ratios = []
     for name in names:
         base, cur = (statistics.median(times[name][k]) for k in trees)

@@ -5,7 +5,9 @@ serve) opens artifacts through here, so the layout lives in one place.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import torch
 
 from .errors import DeployKitError
 from .files import read_json, sha256_file
+from .transaction import recover, transaction
 
 MODEL = "model.onnx"
 WEIGHTS = "weights.pt"
@@ -75,13 +78,17 @@ class Artifact:
 
     @classmethod
     def open(cls, folder: str | Path) -> "Artifact":
+        """The artifact in ``folder``, after finishing or discarding a write a crash interrupted there."""
         folder = Path(folder)
+        recover(folder)
         if not (folder / MANIFEST).is_file():
             raise DeployKitError(f"no artifact in {folder} (no {MANIFEST}); run `deploykit export {folder.name}` first")
-        manifest = read_json(folder / MANIFEST)
-        if manifest.get("format") != MANIFEST_FORMAT or "files" not in manifest:
-            raise DeployKitError(f"{folder / MANIFEST} is not a deploykit manifest (format {MANIFEST_FORMAT})")
-        return cls(folder, manifest)
+        return cls(folder, check_manifest(folder / MANIFEST, read_json(folder / MANIFEST)))
+
+    def known_files(self) -> dict[str, str]:
+        """sha256 of every file deploykit wrote in this folder: this artifact's, and those of an earlier
+        export of it that are still there (``superseded``), so re-runs replace their own files without --force."""
+        return {**self.manifest.get("superseded", {}), **self.manifest["files"]}
 
     def check_files(self, *names: str) -> None:
         """The files must exist and be the ones the manifest recorded (not edited or swapped)."""
@@ -105,11 +112,10 @@ class Artifact:
 
     def reference_model(self, recipe) -> torch.nn.Module:
         """The PyTorch module with exactly the weights the ONNX was exported from."""
+        from .export.weights import load_checkpoint
+
         self.check_files(WEIGHTS)
-        model = recipe.build()
-        state = torch.load(str(self.dir / WEIGHTS), map_location="cpu", weights_only=True)
-        model.load_state_dict(state, strict=True)
-        return model.eval()
+        return load_checkpoint(recipe.build(), self.dir / WEIGHTS, what="the artifact's weights")
 
 
 def _tensors(entries: list[dict]) -> tuple:
@@ -122,9 +128,10 @@ def _tensors(entries: list[dict]) -> tuple:
     for entry in entries:
         try:
             dims = tuple(parse_dim(d) for d in entry["dims"])
-        except (KeyError, ValueError) as exc:
-            raise DeployKitError(f"manifest entry {entry.get('name')!r} has unreadable dims: {exc}") from None
-        tensors.append(TensorSpec(entry["name"], dims, dtype=np.dtype(entry.get("dtype", "float32"))))
+            dtype = np.dtype(entry.get("dtype", "float32"))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise DeployKitError(f"manifest entry {entry.get('name')!r} has unreadable dims or dtype: {exc}") from None
+        tensors.append(TensorSpec(entry["name"], dims, dtype=dtype))
     return tuple(tensors)
 
 
@@ -152,17 +159,96 @@ def engine_name(precision: str) -> str:
     return f"model.{precision}.plan"
 
 
+def write_artifact(folder: Path, files: dict[str, bytes], manifest: dict) -> dict:
+    """Publish an export: its files, then its manifest (which records their sha256), as one transaction.
+
+    Files an earlier export's manifest recorded (an INT8 model, reports) that are still there unchanged stay
+    recognised as deploykit's, under ``superseded``: they belong to the old model, not to this artifact.
+    """
+    with transaction(folder) as txn:
+        previous = {}
+        if (folder / MANIFEST).is_file():
+            with contextlib.suppress(DeployKitError):
+                old = check_manifest(folder / MANIFEST, read_json(folder / MANIFEST))
+                previous = {**old.get("superseded", {}), **old["files"]}
+        manifest["files"] = {name: txn.write(name, data) for name, data in files.items()}
+        superseded = {name: digest for name, digest in previous.items()
+                      if name not in manifest["files"] and txn.sha256(name) == digest}
+        if superseded:
+            manifest["superseded"] = superseded
+        txn.write_json(MANIFEST, manifest)
+    return manifest
+
+
 def update_manifest(artifact: Artifact, section: str, data: dict, files: list[str] = ()) -> dict:
     """Record a later stage's results (e.g. "int8", "fp16", "trt") and the sha256 of the files it wrote.
 
-    Re-reads the manifest first so concurrent stages do not drop each other's sections.
+    Inside a step's transaction on the artifact folder (``with transaction(artifact.dir)``) the manifest is
+    published with the step's files and the hashes are those of the staged files; alone, it is a transaction
+    of its own. The manifest is re-read under the folder's lock, so concurrent stages do not drop each
+    other's sections.
     """
-    from .files import atomic_write_json
-
-    manifest = read_json(artifact.dir / MANIFEST)
-    manifest[section] = data
-    for name in files:
-        manifest["files"][name] = sha256_file(artifact.dir / name)
-    atomic_write_json(artifact.dir / MANIFEST, manifest)
+    with transaction(artifact.dir) as txn:
+        staged = txn.staged(MANIFEST)
+        manifest = check_manifest(artifact.dir / MANIFEST,
+                                  json.loads(staged) if staged is not None else read_json(artifact.dir / MANIFEST))
+        manifest[section] = data
+        for name in files:
+            digest = txn.sha256(name)
+            if digest is None:
+                raise DeployKitError(f"{artifact.dir / name} is missing (a deploykit bug: it records a file "
+                                     "it did not write)")
+            manifest["files"][name] = digest
+            manifest.get("superseded", {}).pop(name, None)
+        txn.write_json(MANIFEST, manifest)
     artifact.manifest = manifest
+    return manifest
+
+
+# What every consumer reads from a manifest; a manifest without them (or with the wrong types) is refused
+# at open with what is wrong, rather than failing later with a KeyError.
+_REQUIRED = {"format": int, "name": str, "recipe": dict, "files": dict, "inputs": list, "outputs": list, "dims": dict}
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_manifest(path: Path, manifest) -> dict:
+    """``manifest`` if it is a deploykit manifest that the readers can use, else one line saying what is wrong."""
+    from .files import safe_name
+
+    problems = []
+    if not isinstance(manifest, dict):
+        raise DeployKitError(f"{path} is not a deploykit manifest (it holds a {type(manifest).__name__})")
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise DeployKitError(f"{path} is not a deploykit manifest (format {manifest.get('format')!r}, "
+                             f"expected {MANIFEST_FORMAT})")
+    for key, kind in _REQUIRED.items():
+        if key not in manifest:
+            problems.append(f"no {key!r}")
+        elif not isinstance(manifest[key], kind) or isinstance(manifest[key], bool):
+            problems.append(f"{key!r} must be a {'JSON object' if kind is dict else kind.__name__}, "
+                            f"got {type(manifest[key]).__name__}")
+    for key in ("files", "superseded"):
+        table = manifest.get(key)
+        if isinstance(table, dict) and not all(isinstance(k, str) and isinstance(v, str) for k, v in table.items()):
+            problems.append(f"{key!r} must map file names to sha256 strings")
+        elif key == "superseded" and table is not None and not isinstance(table, dict):
+            problems.append("'superseded' must be a JSON object")
+    if isinstance(manifest.get("recipe"), dict) and not isinstance(manifest["recipe"].get("sha256"), str):
+        problems.append("no recipe.sha256")
+    for key in ("inputs", "outputs"):
+        if isinstance(manifest.get(key), list) and not all(
+                isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("dims"), list)
+                for e in manifest[key]):
+            problems.append(f"every {key!r} entry needs a name and a dims list")
+    for name, spec in (manifest["dims"].items() if isinstance(manifest.get("dims"), dict) else ()):
+        if not isinstance(spec, dict) or not (_whole(spec.get("value")) or _whole(spec.get("min"))
+                                              and _whole(spec.get("max"))):
+            problems.append(f"dims.{name} needs an integer value, or integer min and max")
+    if problems:
+        raise DeployKitError(f"{path} is not a usable deploykit manifest: {'; '.join(problems)}; "
+                             "re-export it with `deploykit export`")
+    safe_name(manifest["name"], f"{path}: name")
     return manifest

@@ -1,15 +1,18 @@
-"""Files are never half-written, and nothing a user already has is overwritten silently."""
+"""Files are never half-written, and nothing a user already has is overwritten silently.
+
+Writes go through one artifact transaction (transaction.py: staged, then published together, with the
+user's umask); this module keeps the one-file helpers, hashing, JSON and the overwrite rule.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-import os
-import tempfile
+import re
 from pathlib import Path
 
-from .errors import DeployKitError
+from .errors import DeployKitError, first_line
 
 
 def sha256_file(path: str | Path) -> str:
@@ -21,31 +24,23 @@ def sha256_file(path: str | Path) -> str:
 
 
 def ensure_dir(path: Path) -> Path:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DeployKitError(f"cannot create output folder {path}: {exc.strerror}") from None
-    if not os.access(path, os.W_OK):
-        raise DeployKitError(f"output folder {path} is not writable")
-    return path
+    from .transaction import make_root
+
+    return make_root(Path(path))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, fsync, then rename over the target."""
-    ensure_dir(path.parent)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise DeployKitError(f"cannot write in {path.parent}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Stage ``path`` in the step's transaction when one is writing around it (it is then published with
+    the step's other files), else write it as a one-file transaction: staged, fsynced, renamed over the target."""
+    from .transaction import active_for, transaction
+
+    path = Path(path)
+    joined = active_for(path)
+    if joined is not None:
+        joined[0].write(joined[1], data)
+        return path
+    with transaction(path.parent) as txn:
+        txn.write(path.name, data)
     return path
 
 
@@ -73,23 +68,46 @@ def dumps(data) -> str:
 
 
 
-def check_can_overwrite(path: Path, known_sha256: str | None, force: bool) -> None:
+def check_can_overwrite(path: Path, known_sha256, force: bool) -> None:
     """Refuse to replace a file deploykit did not write (or that changed since), unless forced.
 
-    ``known_sha256`` is what deploykit's own manifest recorded for this file, if anything.
+    ``known_sha256`` is what deploykit's own record says it wrote at ``path``: one sha256, several (a record
+    that also names the files a crashed run was replacing), or None.
     """
     if force or not path.exists():
         return
-    if known_sha256 is not None and sha256_file(path) == known_sha256:
+    known = [known_sha256] if isinstance(known_sha256, str) else [k for k in (known_sha256 or ()) if k]
+    if known and sha256_file(path) in known:
         return
-    why = "was modified since deploykit wrote it" if known_sha256 else "was not written by deploykit"
+    why = "was modified since deploykit wrote it" if known else "was not written by deploykit"
     raise DeployKitError(f"{path} exists and {why}; pass --force to overwrite it")
 
 
 def read_json(path: Path) -> dict:
+    """A JSON object from ``path``; anything else (missing, unreadable, not JSON, a list) is one line."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise DeployKitError(f"{path} does not exist") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DeployKitError(f"{path} is not readable JSON: {exc}") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise DeployKitError(f"{path} is not readable JSON: {first_line(exc)}") from None
+    if not isinstance(data, dict):
+        raise DeployKitError(f"{path} is not a JSON object (it holds a {type(data).__name__})")
+    return data
+
+
+# Names that become one folder or file (an artifact, a Triton model, an export's --name): one path
+# component, no "..", no hidden or option-like name, nothing a shell or a URL would mangle.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def is_safe_name(name) -> bool:
+    return isinstance(name, str) and bool(_SAFE_NAME.fullmatch(name)) and ".." not in name
+
+
+def safe_name(name, what: str) -> str:
+    """``name`` if it can be used as one path component, else a one-line DeployKitError naming ``what``."""
+    if not is_safe_name(name):
+        raise DeployKitError(f"{what} {name!r} is not a valid name: use letters, digits, '_', '-' and '.' "
+                             "(starting with a letter, digit or '_'; no '/', no '..')")
+    return name

@@ -152,7 +152,7 @@ def test_verify_onnx_needs_no_checkpoint_when_the_factory_holds_the_weights(proj
     (["--module", "mynet:trained", "--input", "x=B,3,H,W", "--dim", "B=1:2:4"], "--input uses H, W but no --dim"),
     (["--module", "mynet:trained", "--input", "x=B,3,H,W", "--dim", "H=64-128", *DIMS[2:]], "--dim 'H=64-128': expected"),
     (["--module", "mynet:trained", "--input", "x=B,3,H,W", *DIMS, "--args", "{channels: 6}"], "--args is not valid JSON"),
-    (["--module", "mynet:trained", "--input", "x=B,3,H,W", *DIMS, "--name", "../escape"], "not a path"),
+    (["--module", "mynet:trained", "--input", "x=B,3,H,W", *DIMS, "--name", "../escape"], "--name '../escape' is not a valid name"),
     (["--module", "nosuchmodule:build", "--input", "x=B,3,H,W", *DIMS], "no module 'nosuchmodule' in the current directory"),
     (["--module", "mynet:nosuch", "--input", "x=B,3,H,W", *DIMS], "'mynet' has no callable 'nosuch' (it has: Net, fresh, from_file"),
     (["--module", "mynet:raises", "--input", "x=B,3,H,W", *DIMS], "the factory mynet:raises() raised TypeError"),
@@ -220,7 +220,7 @@ def test_a_specialising_trace_is_refused_with_its_source_line(tmp_path, name):
         kind = {"shape": "specialised to its example shape", "data": "specialised to its example data"}
         assert kind[SPECIALISING[name]] in message, message
         assert not (tmp_path / "out" / name / "model.onnx").exists()
-        assert (tmp_path / "out" / name / "export.log").read_text().startswith("# deploykit export log")
+        assert (tmp_path / "out" / f"{name}.export.log").read_text().startswith("# deploykit export log")
 
 
 def test_a_tracer_warning_that_changes_nothing_does_not_block_the_export(tmp_path):

@@ -1,8 +1,8 @@
 """How the benchmark calls deploykit: the commands for one model, as a user would type them.
 
-Today's CLI takes a user module only with a recipe file, so ``recipe_commands`` writes one per model.
-When the recipe-free form lands (issue 12), set ``COMMANDS = recipe_free_commands``: nothing else in the
-harness changes (both return the export and verify argv; the artifact is ``OUT/NAME`` either way).
+``recipe_free_commands`` (the default): `deploykit export --module ... --input ... --dim ...` then
+`deploykit verify NAME`, the path a user takes. ``recipe_commands`` writes a recipe file per model instead
+(the first baseline ran that way); both return the export and verify argv, the artifact is ``OUT/NAME``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _dim_range(spec) -> dict[str, str]:
 
 
 def recipe_free_commands(spec, out_dir: Path, recipe_dir: Path) -> tuple[list[str], list[str]]:
-    """The recipe-free form of issue 12 (not in deploykit yet)."""
+    """The recipe-free form (issue 12): no recipe file, the module's outputs inferred by deploykit."""
     export = ["deploykit", "export", "--module", FACTORY, "--input", "x=B,3,H,W",
               *[a for sym, r in _dim_range(spec).items() for a in ("--dim", f"{sym}={r}")],
               "--args", json.dumps(spec.factory_args()), "--name", spec.name, "--out", str(out_dir)]
@@ -43,7 +43,7 @@ def recipe_commands(spec, out_dir: Path, recipe_dir: Path) -> tuple[list[str], l
     return export, ["deploykit", "verify", spec.name, "--out", str(out_dir), "--recipes", str(recipe_dir)]
 
 
-COMMANDS = recipe_commands
+COMMANDS = recipe_free_commands
 
 
 def recipe_toml(spec) -> str:

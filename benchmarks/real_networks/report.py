@@ -112,7 +112,7 @@ def render(data: dict) -> str:
     ind = Counter(_independent(r) for r in models)
     out += ["## Counts", "",
             "| path | " + " | ".join(DK_OUTCOMES) + " |", "|---|" + "---|" * len(DK_OUTCOMES),
-            f"| deploykit (CLI) | " + " | ".join(f"{dk.get(k, 0)}" for k in DK_OUTCOMES) + " |", "",
+            "| deploykit (CLI) | " + " | ".join(f"{dk.get(k, 0)}" for k in DK_OUTCOMES) + " |", "",
             f"deploykit verified {dk.get('verified', 0)}/{n} ({100 * dk.get('verified', 0) / max(n, 1):.0f}%).", "",
             "| naive exporter | " + " | ".join(NAIVE_OUTCOMES) + " | check timeout |", "|---|" + "---|" * (len(NAIVE_OUTCOMES) + 1)]
     for label, c in (("TorchScript (dynamo=False, dynamic_axes)", ts), ("dynamo (dynamo=True, dynamic_shapes)", dy)):

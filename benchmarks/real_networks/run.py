@@ -83,7 +83,7 @@ def summarise_verify(artifact: Path) -> dict:
     path = artifact / "verify.json"
     if not path.is_file():
         return {}
-    run = json.loads(path.read_text())["runs"].get("ort/fp32")
+    run = json.loads(path.read_text())["runs"].get("ort-cpu/fp32")
     if run is None:
         return {}
     metrics = [o for c in run["cases"] for o in c["outputs"]]

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ..artifact import Artifact, update_manifest
 from ..errors import DeployKitError
-from ..files import atomic_write_bytes, atomic_write_json, check_can_overwrite, read_json, sha256_file
+from ..files import check_can_overwrite, read_json
+from ..transaction import transaction
 from .plot import bench_plots
 from .schema import SCHEMA_ID
 
@@ -30,16 +31,17 @@ def write_recipe_results(artifact_dir: Path, header: dict, rows, force: bool = F
     plots = bench_plots(data["results"], f"{artifact.name} ({header['machine']['cpu']}, "
                                          f"{header['settings']['threads']} threads)")
     names = [RESULTS, *plots]
-    recorded = artifact.manifest["files"]
+    recorded = artifact.known_files()
     for name in names:
         check_can_overwrite(artifact.path(name), recorded.get(name), force)
-    for name, png in plots.items():
-        atomic_write_bytes(artifact.path(name), png)
-    atomic_write_json(artifact.path(RESULTS), data)
     summary = {"created": header["created"], "settings": header["settings"], "machine": header["machine"]["cpu"],
                "p50_ms": {f"{r['target']}@{r['case']}": r["latency_ms"]["p50"]
                           for r in data["results"] if r["status"] == "ok"}}
-    update_manifest(artifact, "bench", summary, files=names)
+    with transaction(artifact.dir) as txn:  # plots, results and the manifest published together
+        for name, png in plots.items():
+            txn.write(name, png)
+        txn.write_json(RESULTS, data)
+        update_manifest(artifact, "bench", summary, files=names)
     return [artifact.path(n) for n in names]
 
 
@@ -51,16 +53,19 @@ def write_summary(out_dir: Path, header: dict, rows, force: bool = False) -> lis
     plots = bench_plots(data["results"], f"deploykit bench ({header['machine']['cpu']}, "
                                          f"{header['settings']['threads']} threads)")
     plots.pop("bench-sweep.png", None)
-    known: dict = {}
-    if path.exists() and not force:
-        previous = read_json(path)
-        if previous.get("schema") != SCHEMA_ID:
-            raise DeployKitError(f"{path} exists and was not written by deploykit bench; pass --force to overwrite it")
-        known = previous.get("plots", {})
-    for name in plots:
-        check_can_overwrite(out_dir / name, known.get(name), force)
-    for name, png in plots.items():
-        atomic_write_bytes(out_dir / name, png)
-    data["plots"] = {name: sha256_file(out_dir / name) for name in plots}
-    atomic_write_json(path, data)
+    with transaction(out_dir) as txn:  # under its lock, after finishing any interrupted write there
+        known: dict = {}
+        if path.exists() and not force:
+            try:
+                previous = read_json(path)
+            except DeployKitError:
+                previous = {}
+            if previous.get("schema") != SCHEMA_ID or not isinstance(previous.get("plots", {}), dict):
+                raise DeployKitError(f"{path} exists and was not written by deploykit bench; "
+                                     "pass --force to overwrite it")
+            known = previous.get("plots", {})
+        for name in plots:
+            check_can_overwrite(out_dir / name, known.get(name), force)
+        data["plots"] = {name: txn.write(name, png) for name, png in plots.items()}
+        txn.write_json(RESULTS, data)
     return [path, *(out_dir / n for n in plots)]

@@ -9,7 +9,7 @@ nodes are chosen per model by measurement (ort_search.py) in onnxruntime's own f
 Order: open + check the artifact -> open the data -> refuse to overwrite what deploykit did not
 write -> measure (or, with ``reuse``, load matching) ranges -> INT8 model(s) -> TensorRT cache ->
 FP16 model -> what each file is worth (accuracy over the sweep against PyTorch, speed against FP32
-at the opt shape in one interleaved run; worth.py) -> atomic writes, manifest last.
+at the opt shape in one interleaved run; worth.py) -> one transaction (transaction.py), manifest last.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import onnx
 from ..artifact import (CALIBRATION_CACHE, CALIBRATION_RANGES, FP16_MODEL, INT8_MODEL, INT8_ORT_MODEL, MODEL,
                         Artifact, update_manifest)
 from ..errors import DeployKitError
-from ..files import atomic_write_bytes, atomic_write_text, check_can_overwrite, sha256_file
+from ..files import check_can_overwrite
+from ..transaction import transaction
 from . import fp16 as fp16_mod
 from . import worth
 from .data import open_data, samples_in
@@ -116,7 +117,7 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
     for_trt, for_ort = target in ("all", "trt"), target in ("all", "ort")
     written = [CALIBRATION_RANGES, CALIBRATION_CACHE] + [INT8_MODEL] * for_trt + [INT8_ORT_MODEL] * for_ort \
         + ([FP16_MODEL] if fp16 else [])
-    known = artifact.manifest.get("files", {})
+    known = artifact.known_files()
     for name in written:
         check_can_overwrite(folder / name, known.get(name), force)
 
@@ -206,23 +207,24 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
             if info["worth"].get("warning"):
                 warnings.append(info["worth"]["warning"])
 
-    # writes: models, cache, then the ranges (which record the cache's hash), then the manifest
-    for name, payload in models.items():
-        atomic_write_bytes(folder / name, payload)
-    atomic_write_text(folder / CALIBRATION_CACHE, cache_text)
-    cache_info = {"file": CALIBRATION_CACHE, "header": header, "algorithm": algorithm, "trt_version": trt_version,
-                  "sha256": sha256_file(folder / CALIBRATION_CACHE)}
-    write_ranges(folder / CALIBRATION_RANGES, ranges_document(provenance, ranges, cache_info))
-    calibration_info = {"method": method, "settings": settings, "synthetic": source.synthetic,
-                        "data": {k: v for k, v in description.items() if k != "shapes"},
-                        "shapes": description["shapes"], "target": target,
-                        "tensors": len(ranges), "reused": reuse, "ranges_file": CALIBRATION_RANGES,
-                        "trt_cache": cache_info}
-    update_manifest(artifact, "calibration", calibration_info, [CALIBRATION_RANGES, CALIBRATION_CACHE])
-    for section, info in (("int8", int8_info), ("int8_ort", ort_info), ("fp16", fp16_info)):
-        if info is not None:
-            update_manifest(artifact, section, info, [info["file"]])
-    update_manifest(artifact, "precision_files", _precision_files(artifact.manifest))
+    # one transaction: models, cache, then the ranges (which record the cache's hash), then the manifest
+    with transaction(folder) as txn:
+        for name, payload in models.items():
+            txn.write(name, payload)
+        cache_info = {"file": CALIBRATION_CACHE, "header": header, "algorithm": algorithm, "trt_version": trt_version,
+                      "sha256": txn.write(CALIBRATION_CACHE, cache_text.encode())}
+        # write_ranges' atomic write joins this transaction (files.atomic_write_bytes)
+        write_ranges(folder / CALIBRATION_RANGES, ranges_document(provenance, ranges, cache_info))
+        calibration_info = {"method": method, "settings": settings, "synthetic": source.synthetic,
+                            "data": {k: v for k, v in description.items() if k != "shapes"},
+                            "shapes": description["shapes"], "target": target,
+                            "tensors": len(ranges), "reused": reuse, "ranges_file": CALIBRATION_RANGES,
+                            "trt_cache": cache_info}
+        update_manifest(artifact, "calibration", calibration_info, [CALIBRATION_RANGES, CALIBRATION_CACHE])
+        for section, info in (("int8", int8_info), ("int8_ort", ort_info), ("fp16", fp16_info)):
+            if info is not None:
+                update_manifest(artifact, section, info, [info["file"]])
+        update_manifest(artifact, "precision_files", _precision_files(artifact.manifest))
     return CalibrationRun(recipe.name, folder, method, source.synthetic, reuse, description, len(ranges), header,
                           int8_info, fp16_info, target, ort_info, written, time.perf_counter() - started, warnings)
 

@@ -5,6 +5,7 @@ User errors (DeployKitError) print one line on stderr and exit non-zero; never a
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -23,6 +24,11 @@ _COMMANDS = {
     "serve": "serve_cmd",
     "package": "package_cmd",
 }
+
+
+# A full disk, a quota, a read-only filesystem: the machine's state, not a deploykit bug, wherever it happens
+# (deploykit's own writes already say so in one line; this covers libraries writing temporary files).
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 class LazyGroup(click.Group):
@@ -52,6 +58,32 @@ class LazyGroup(click.Group):
         except DeployKitError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:
+            if exc.errno not in _ENVIRONMENT_ERRNOS:
+                raise  # anything else from the OS is a bug here: keep its traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror}", err=True)
+            ctx.exit(2)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Usage errors (an unknown option, a bad value) as one line naming the command's --help, like every
+        other error, instead of click's usage block."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "deploykit"
+            click.echo(f"error: {exc.format_message()} (see `{command} --help`)", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        # not standalone, click returns ctx.exit()'s code, or the command's own return value (None here)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -38,10 +38,12 @@ from .common import select_recipes, spinner, console, echo_json, json_option, ou
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The weights your ONNX was exported from (a state_dict); not needed when the factory "
                    "returns them or the module has none.")
+@click.option("--force", is_flag=True, help="Overwrite a verify.json, report.md or plot deploykit did not write "
+                                           "(or that changed since).")
 @recipes_option
 @json_option
 def command(names, all_, backend, precision, shapes, out_dir, samples, seed, onnx_path, module, recipe_path,
-            checkpoint, recipe_dir, as_json):
+            checkpoint, force, recipe_dir, as_json):
     """Verify artifacts against the PyTorch reference over their declared shape range.
 
     \b
@@ -79,7 +81,7 @@ def command(names, all_, backend, precision, shapes, out_dir, samples, seed, onn
                     status.update(f"verifying {name} at {case.describe()}")
 
             options = dict(backend=backend, precision=precision, extra_shapes=extra, seed=seed, samples=samples,
-                           on_case=on_case)
+                           on_case=on_case, force=force)
             run = missing.attempt(recipe.name, lambda: verify_onnx(onnx_path, recipe, checkpoint, **options)
                                   if onnx_path is not None else verify_artifact(recipe, out_dir, **options))
             if run is None:

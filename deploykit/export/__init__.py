@@ -21,14 +21,14 @@ from pathlib import Path
 import onnx
 import torch
 
-from ..artifact import MANIFEST, MANIFEST_FORMAT, MODEL, RECIPE, WEIGHTS, state_dict_bytes
+from ..artifact import LOG, MANIFEST, MANIFEST_FORMAT, MODEL, RECIPE, WEIGHTS, state_dict_bytes, write_artifact
 from ..environment import versions
 from ..errors import DeployKitError, ExportRefused, UserCodeError, at_declared_shape, first_line
-from ..files import atomic_write_bytes, atomic_write_json, atomic_write_text, check_can_overwrite, ensure_dir, \
-    read_json, sha256_file
+from ..files import check_can_overwrite, ensure_dir, read_json
 from ..onnx_graph import dims_of, opset_of
 from ..parity import compare_runners, inputs_for
 from ..runners.torch_runner import FlatIO, TorchRunner
+from ..transaction import recover
 from .checks import ReferenceCheck, check_onnx_model, stamp_static_output_dims
 from .exporters import EXPORTERS, example_case
 from .log import ExportLog
@@ -85,9 +85,10 @@ def _existing_hashes(folder: Path) -> dict:
     if not manifest_path.is_file():
         return {}
     try:
-        return read_json(manifest_path).get("files", {})
+        files = read_json(manifest_path).get("files", {})
     except DeployKitError:
         return {}
+    return files if isinstance(files, dict) else {}  # a malformed manifest records nothing deploykit can trust
 
 
 def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None = None, exporter: str = "auto",
@@ -103,8 +104,9 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
     if not 13 <= opset <= 23:
         raise DeployKitError(f"opset {opset} is not supported (use 13..23; the recipe's default is {recipe.opset})")
     folder = ensure_dir(Path(out_dir) / recipe.name)
+    recover(folder)  # finish or discard a write a crash interrupted, before judging what is there
     known = _existing_hashes(folder)
-    for filename in (MODEL, WEIGHTS, RECIPE):
+    for filename in (MODEL, WEIGHTS, RECIPE, LOG):
         check_can_overwrite(folder / filename, known.get(filename), force)
     if (folder / MANIFEST).exists() and not known and not force:
         raise DeployKitError(f"{folder / MANIFEST} exists and was not written by deploykit; pass --force to overwrite it")
@@ -171,9 +173,6 @@ def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simp
     if state_dict_bytes(model) != weights_bytes:  # tracing in training mode would move BatchNorm statistics
         raise DeployKitError("the module's weights changed during export (a deploykit bug: please report it); "
                              "nothing was written")
-    atomic_write_bytes(folder / WEIGHTS, weights_bytes)
-    atomic_write_bytes(folder / MODEL, chosen.SerializeToString())
-    atomic_write_text(folder / RECIPE, recipe.text)
     graph_io = {v.name: dims_of(v) for v in (*chosen.graph.input, *chosen.graph.output)}
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -203,11 +202,9 @@ def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simp
                    "parity_cases": [c.values for c in cases], "specialisation": specialisation.as_dict()},
         "weights": weights,
         "command": " ".join(sys.argv) if sys.argv else "",
-        "files": {MODEL: sha256_file(folder / MODEL), WEIGHTS: sha256_file(folder / WEIGHTS),
-                  RECIPE: sha256_file(folder / RECIPE)},
     }
-    log.write()
-    atomic_write_json(folder / MANIFEST, manifest)
+    files = {WEIGHTS: weights_bytes, MODEL: chosen.SerializeToString(), RECIPE: recipe.text.encode(), LOG: log.text()}
+    write_artifact(folder, files, manifest)  # one transaction: the old artifact or this one, never a mix
     return ExportResult(recipe.name, folder / MODEL, used, actual_opset, opset_note,
                         [r.description for r in applied], nodes, chosen_name,
                         time.perf_counter() - started, describe_weights(weights), manifest)

@@ -23,9 +23,9 @@ def example_case(recipe) -> ShapeCase:
     values = dict(recipe.case("opt").values)
     for name, spec in recipe.dims.items():
         if not spec.is_static and values[name] == 1:
-            bigger = [v for v in allowed_values(spec.min, spec.max, spec.multiple_of) if v >= 2]
-            if bigger:
-                values[name] = bigger[0]
+            bigger = next((v for v in allowed_values(spec.min, spec.max, spec.multiple_of) if v >= 2), None)
+            if bigger is not None:
+                values[name] = bigger
     return ShapeCase("export", values)
 
 

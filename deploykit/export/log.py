@@ -1,8 +1,10 @@
 """export.log: what the exporters and checks said, next to the artifact, so the terminal gets one line.
 
 torch.onnx can print hundreds of lines (TorchScript dumps its IR when it fails; dynamo reports each
-pass); deploykit keeps all of it, with full tracebacks of failures, in ``<artifact>/export.log``.
-The file begins with a marker line: a file of the same name that lacks it is the user's and is kept.
+pass); deploykit keeps all of it, with full tracebacks of failures: a written artifact publishes it as
+``<artifact>/export.log`` with its other files; a refused export leaves the artifact folder as it was
+and writes ``<out>/<name>.export.log`` beside it. The file begins with a marker line: a file of the
+same name that lacks it is the user's and is kept.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ MARKER = "# deploykit export log"
 
 class ExportLog:
     def __init__(self, folder: Path, name: str):
-        self.path = Path(folder) / LOG
+        self.path = Path(folder).parent / f"{name}.{LOG}"  # where a refusal's log goes
         self.lines = [f"{MARKER}: {name}, {datetime.now(timezone.utc).isoformat(timespec='seconds')}"]
         self.started = time.perf_counter()
 
@@ -41,14 +43,18 @@ class ExportLog:
             self.lines.extend("    " + line for line in
                               "".join(traceback.format_exception(type(error), error, error.__traceback__)).splitlines())
 
+    def text(self) -> bytes:
+        return ("\n".join(self.lines) + "\n").encode()
+
     def write(self) -> bool:
-        """Write the log (never over a file that is not a deploykit log); True when written."""
-        from ..files import atomic_write_text
+        """Write the log of a refused export alone (a written artifact publishes it with its files); never over
+        a file that is not a deploykit log. True when written."""
+        from ..files import atomic_write_bytes
 
         try:
             if self.path.exists() and not self.path.read_text(errors="replace").startswith(MARKER):
                 return False
-            atomic_write_text(self.path, "\n".join(self.lines) + "\n")
+            atomic_write_bytes(self.path, self.text())
         except (OSError, UnicodeError, DeployKitError):
             return False  # the log is a courtesy: never the reason an export fails
         return True

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import DeployKitError
+from ..errors import DeployKitError, first_line
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -123,21 +123,31 @@ def measure_norm_stats(model: nn.Module, recipe, seed: int = 0, batches: int = 4
     return model.eval()
 
 
-def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load a state_dict (or a dict holding one under "state_dict"/"model") with strict=True."""
+def load_checkpoint(model: nn.Module, path: str | Path, what: str = "checkpoint") -> nn.Module:
+    """Load a state_dict (or a dict holding one under "state_dict"/"model") with strict=True.
+
+    ``torch.load(weights_only=True)`` runs no code from the file; everything it refuses, and any file that
+    is not a state dict (``torch.save([1, 2, 3])``), is one line naming the file.
+    """
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise DeployKitError(f"checkpoint {path} does not exist") from None
-    except Exception as exc:
-        raise DeployKitError(f"checkpoint {path} cannot be read: {exc}") from None
+        raise DeployKitError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise DeployKitError(f"{what} {path} is a folder, not a file") from None
+    except Exception as exc:  # torch.load raises many types (UnpicklingError, RuntimeError, EOFError, ...)
+        raise DeployKitError(f"{what} {path} cannot be read safely (weights_only): {first_line(exc)}") from None
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):
                 state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise DeployKitError(f"{what} {path} is not a state dict (it holds a {type(state).__name__}); "
+                             "save one with torch.save(model.state_dict(), path)")
     try:
         model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise DeployKitError(f"checkpoint {path} does not fit the module: {first}") from None
+    except (RuntimeError, TypeError, ValueError, AttributeError, KeyError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else first_line(exc)
+        raise DeployKitError(f"{what} {path} does not fit the module: {detail}") from None
     return model.eval()

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DeployKitError
+from ..files import safe_name
 from .shapes import ShapeCase
 
 _DIM = re.compile(r"^([A-Za-z_]\w*)=(\d+)(?::(\d+):(\d+))?(?:/(\d+))?$")
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 
 
 def parse_inputs(items: list[str]) -> list[tuple[str, list]]:
@@ -72,14 +72,6 @@ def parse_args_json(text: str | None) -> dict:
     if not isinstance(value, dict):
         raise DeployKitError(f"--args must be a JSON object of constructor keyword arguments, got {type(value).__name__}")
     return value
-
-
-def check_name(name: str, what: str = "--name") -> str:
-    """A name that becomes a folder: no separators, no '..', nothing hidden."""
-    if not _NAME.match(name or "") or name in (".", "..") or ".." in name:
-        raise DeployKitError(f"{what} {name!r} must be letters, digits, '_', '-' or '.' (up to 100), "
-                             "not a path: it names the artifact folder")
-    return name
 
 
 def _toml(value) -> str:
@@ -206,7 +198,7 @@ def recipe_from_flags(factory: str, inputs: list[str], dims: list[str], args: st
     parsed_inputs = parse_inputs(inputs)
     parsed_dims = parse_dims(dims)
     parsed_args = parse_args_json(args)
-    name = check_name(name or factory.partition(":")[2].split(".")[-1] or "model")
+    name = safe_name(name or factory.partition(":")[2].split(".")[-1] or "model", "--name")
     used = {s for _, shape in parsed_inputs for d in shape if isinstance(d, str) for s in re.findall(r"[A-Za-z_]\w*", d)}
     missing = sorted(used - set(parsed_dims))
     if missing:

@@ -8,40 +8,61 @@ from __future__ import annotations
 import difflib
 import hashlib
 import inspect
+import itertools
+import math
 import os
 import tomllib
+from fractions import Fraction
 from pathlib import Path
 
-from ..errors import DeployKitError
+from ..errors import DeployKitError, first_line
+from ..files import is_safe_name, safe_name
 from .factory import import_factory
 from .shapes import DimExpr, allowed_values, parse_dim
 from .spec import (CALIBRATION_METHODS, DEFAULT_TOLERANCES, DISTRIBUTIONS, PRECISIONS, CalibrationSpec, DimSpec,
                    Recipe, RecipeError, TensorSpec, Tolerance)
 
 _TOP_KEYS = {"module", "factory", "summary", "opset", "call", "args", "inputs", "outputs", "dims", "tolerance",
-             "calibration"}
+             "calibration", "max_elements"}
+
+# The one bound on what a recipe may ask for: the elements of each declared tensor (input or output) at the
+# max shape. 2**28 float32 elements are 1 GiB per tensor; a recipe that needs more says so with
+# ``max_elements = N`` (the check then uses N), so a typo such as H max 100000 is refused at load, with the
+# number, instead of an export that grows past the machine's memory.
+DEFAULT_MAX_ELEMENTS = 2**28
 
 
 def default_recipe_dir() -> Path:
     """$DEPLOYKIT_RECIPES, else ./recipes, else the recipes/ folder next to the package (editable install)."""
     env = os.environ.get("DEPLOYKIT_RECIPES")
     if env:
-        return Path(env)
+        folder = Path(env)
+        if not folder.is_dir():
+            why = "does not exist" if not folder.exists() else "is not a folder"
+            raise RecipeError(f"DEPLOYKIT_RECIPES={env} {why}: point it at a folder of recipe .toml files")
+        return folder
     here = Path.cwd() / "recipes"
     if here.is_dir():
         return here
     return Path(__file__).resolve().parents[2] / "recipes"
 
 
-def recipe_names(recipe_dir: Path | None = None) -> list[str]:
+def _folder(recipe_dir: Path | None) -> Path:
     folder = recipe_dir or default_recipe_dir()
-    return sorted(p.stem for p in folder.glob("*.toml"))
+    if not folder.is_dir():
+        why = "does not exist" if not folder.exists() else "is not a folder"
+        raise RecipeError(f"recipe folder {folder} {why}")
+    return folder
+
+
+def recipe_names(recipe_dir: Path | None = None) -> list[str]:
+    return sorted(p.stem for p in _folder(recipe_dir).glob("*.toml"))
 
 
 def find_recipe(name: str, recipe_dir: Path | None = None) -> Recipe:
-    folder = recipe_dir or default_recipe_dir()
+    folder = _folder(recipe_dir)
     path = folder / f"{name}.toml"
-    if not path.is_file():
+    if not is_safe_name(name) or not path.is_file():  # a name like ../x is not looked up outside the folder
         names = recipe_names(folder)
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else f" (recipes in {folder}: {len(names)})"
@@ -50,7 +71,7 @@ def find_recipe(name: str, recipe_dir: Path | None = None) -> Recipe:
 
 
 def load_all(recipe_dir: Path | None = None) -> list[Recipe]:
-    folder = recipe_dir or default_recipe_dir()
+    folder = _folder(recipe_dir)
     return [load_recipe(folder / f"{n}.toml") for n in recipe_names(folder)]
 
 
@@ -73,7 +94,8 @@ def recipe_from_bytes(raw_bytes: bytes, path: Path) -> Recipe:
     try:
         data = tomllib.loads(raw_bytes.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RecipeError(f"{path}: not valid TOML: {exc}") from None
+        raise RecipeError(f"{path}: not valid TOML: {first_line(exc)}") from None
+    safe_name(recipe_name(path), f"{path}: the file name gives the recipe (and its artifact folder) the name")
     return _Validator(path, data, raw_bytes).recipe()
 
 
@@ -118,6 +140,8 @@ class _Validator:
         for name in dims:
             if name not in used:
                 self.fail(f"dims.{name}", "is not used by any input shape")
+        self.check_sizes(inputs, outputs, dims, self.typed(d, "max_elements", int, "max_elements",
+                                                           default=DEFAULT_MAX_ELEMENTS))
         self.check_expressions(inputs + outputs, dims)
         recipe = Recipe(
             name=recipe_name(self.path), path=self.path, module=module, factory=factory,
@@ -208,6 +232,25 @@ class _Validator:
             specs.append(spec)
         return tuple(specs)
 
+    def check_sizes(self, inputs, outputs, dims: dict[str, DimSpec], limit: int) -> None:
+        """Every tensor at the max shape must fit the bound (DEFAULT_MAX_ELEMENTS, or the recipe's max_elements)."""
+        if limit < 1:
+            self.fail("max_elements", f"must be >= 1, got {limit}")
+        for key, tensors in (("inputs", inputs), ("outputs", outputs)):
+            for i, t in enumerate(tensors):
+                if any(d is None for d in t.shape):
+                    continue  # an output dim the graph decides ("?"): its inputs are bounded, so is it
+                sizes = [d if isinstance(d, int) else d.scale * dims[d.symbol].max for d in t.shape]
+                elements = math.prod(sizes)
+                if elements > limit:
+                    shown = "x".join(str(int(v)) if Fraction(v).denominator == 1 else str(float(v)) for v in sizes)
+                    grow = [d.symbol for d in t.shape if isinstance(d, DimExpr) and not dims[d.symbol].is_static]
+                    hint = f"lower {', '.join(f'dims.{g}.max' for g in dict.fromkeys(grow))}, or " if grow else ""
+                    self.fail(f"{key}[{i}] {t.name!r}",
+                              f"{shown} = {int(elements):,} elements ({_bytes(elements * 4)} as float32) at the max "
+                              f"shape, over the bound of {limit:,} elements ({_bytes(limit * 4)}); {hint}raise the "
+                              f"bound with max_elements = {_round_up(elements)} at the top of the recipe")
+
     def check_expressions(self, tensors, dims: dict[str, DimSpec]) -> None:
         """Every expression must be a whole number at every value its symbol may take."""
         for t in tensors:
@@ -216,7 +259,8 @@ class _Validator:
                     continue
                 spec = dims[d.symbol]
                 values = [spec.value] if spec.is_static else allowed_values(spec.min, spec.max, spec.multiple_of)
-                for v in values:
+                # scale * v is whole iff its denominator divides v; the residues repeat within that many values
+                for v in itertools.islice(values, d.scale.denominator):
                     if (d.scale * v).denominator != 1:
                         self.fail(
                             f"{t.name}.shape",
@@ -300,3 +344,19 @@ class _Validator:
             if key not in accepted:
                 self.fail(f"args.{key}", f"{recipe.module or recipe.factory} takes no argument {key!r} "
                           f"(it takes: {', '.join(sorted(accepted))})")
+
+
+def _bytes(count) -> str:
+    count = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if count < 1024 or unit == "PiB":
+            return f"{count:.3g} {unit}"
+        count /= 1024
+    return f"{count:.3g} PiB"
+
+
+def _round_up(elements) -> int:
+    """A readable bound just above ``elements`` (two significant digits)."""
+    value = math.ceil(elements)
+    digits = max(len(str(value)) - 2, 0)
+    return -(-value // 10**digits) * 10**digits

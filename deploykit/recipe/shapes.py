@@ -79,13 +79,24 @@ def describe_values(values: dict[str, int]) -> str:
     return " ".join(f"{k}={v}" for k, v in values.items())
 
 
-def allowed_values(lo: int, hi: int, multiple_of: int) -> list[int]:
+def allowed_values(lo: int, hi: int, multiple_of: int) -> range:
+    """Every value a dim may take, as a range (O(1) length and membership, however wide the dim is)."""
     first = -(-lo // multiple_of) * multiple_of
-    return list(range(first, hi + 1, multiple_of))
+    return range(first, hi + 1, multiple_of)
 
 
-def _pick_off_grid(rng, candidates: list[int], avoid: set[int]) -> int:
+_LISTED = 4096  # grids up to this size are searched in full; wider ones are sampled (same seed, same picks)
+
+
+def _pick_off_grid(rng, candidates: range, avoid: set[int]) -> int:
     # Prefer odd sizes (they catch floor/ceil mistakes), then anything not already swept.
+    if len(candidates) > _LISTED:
+        for accept in (lambda v: v % 2 and v not in avoid, lambda v: v not in avoid):
+            for _ in range(64):
+                value = candidates[int(rng.integers(len(candidates)))]
+                if accept(value):
+                    return value
+        return candidates[0]
     for pool in ([v for v in candidates if v % 2 and v not in avoid], [v for v in candidates if v not in avoid]):
         if pool:
             return int(rng.choice(pool))

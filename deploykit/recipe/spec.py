@@ -58,8 +58,10 @@ class DimSpec:
     def is_static(self) -> bool:
         return self.value is not None
 
-    def allowed(self) -> list[int]:
-        return [self.value] if self.is_static else allowed_values(self.min, self.max, self.multiple_of)
+    def allowed(self) -> range:
+        if self.is_static:
+            return range(self.value, self.value + 1)
+        return allowed_values(self.min, self.max, self.multiple_of)
 
     def problem(self, value: int, owner: str = "recipe") -> str | None:
         """None when ``value`` is allowed, else what is wrong with it (for a one-line error)."""

@@ -22,7 +22,6 @@ kserve is the optional ``kserve`` extra (imported here only: it pulls fastapi, p
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -30,9 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from ..artifact import Artifact, update_manifest
+from ..artifact import Artifact
 from ..errors import DeployKitError
-from ..files import atomic_write_bytes, check_can_overwrite, sha256_file
+from ..files import safe_name
+from .packaged import check_package, publish_package
 
 from .kserve_models import GRPC_PORT, HTTP_PORT
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -121,12 +121,6 @@ class KServePackage:
                 "written": self.written}
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def package_kserve(artifact_dir: str | Path, out_dir: str | Path, *, storage_uri: str | None = None,
                    image: str | None = None, namespace: str | None = None, service: str | None = None,
                    force: bool = False, **triton_options) -> KServePackage:
@@ -135,7 +129,7 @@ def package_kserve(artifact_dir: str | Path, out_dir: str | Path, *, storage_uri
 
     artifact = Artifact.open(artifact_dir)
     out_dir = Path(out_dir)
-    model_name = triton_options.get("name") or artifact.name
+    model_name = safe_name(triton_options.get("name") or artifact.name, "--model-name")  # a folder of the repository
     svc = service_name(service or model_name)
     storage_uri = (storage_uri or f"pvc://deploykit-models/{svc}").rstrip("/")
     if "://" not in storage_uri:
@@ -155,24 +149,16 @@ def package_kserve(artifact_dir: str | Path, out_dir: str | Path, *, storage_uri
     files["predictor/Dockerfile"] = DOCKERFILE.encode()
     files[f"artifact/{artifact.name}/model.onnx"] = artifact.path("model.onnx").read_bytes()
 
-    record_key = str(out_dir.resolve())
-    previous = artifact.manifest.get("kserve", {}).get(record_key, {}).get("files", {})
     manifest_copy = f"artifact/{artifact.name}/manifest.json"
-    for relative in (*files, manifest_copy):
-        check_can_overwrite(out_dir / relative, previous.get(relative), force)
+    check_package(artifact, "kserve", out_dir, (*files, manifest_copy), force)
 
     triton = package_triton(artifact.dir, out_dir / "triton", force=force, **triton_options)
     package = KServePackage(svc, out_dir, services, triton, list(triton.written))
     artifact = Artifact.open(artifact.dir)  # package_triton recorded its files in the manifest
     files[manifest_copy] = (artifact.dir / "manifest.json").read_bytes()
-    for relative, data in files.items():
-        path = atomic_write_bytes(out_dir / relative, data)
-        package.written.append(str(path))
-    os.chmod(out_dir / "predictor/entrypoint.sh", 0o777 & ~_umask())  # executable, within the user's umask
-    record = dict(artifact.manifest.get("kserve", {}))
-    record[record_key] = {"services": {f: d["metadata"]["name"] for f, d in services.items()},
-                          "files": {rel: sha256_file(out_dir / rel) for rel in files}}
-    update_manifest(artifact, "kserve", record)
+    info = {"services": {f: d["metadata"]["name"] for f, d in services.items()}}
+    publish_package(artifact, "kserve", out_dir, files, info, force, executable=("predictor/entrypoint.sh",))
+    package.written.extend(str(out_dir / relative) for relative in files)
     return package
 
 

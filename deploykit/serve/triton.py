@@ -13,17 +13,17 @@ step 1 (Triton may send any batch from 1 up). Triton's dims then omit that axis.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from ..artifact import PRECISION_MODELS, Artifact, update_manifest
+from ..artifact import PRECISION_MODELS, Artifact
 from ..errors import DeployKitError
-from ..files import atomic_write_bytes, check_can_overwrite, sha256_file
+from ..files import safe_name
 from ..onnx_graph import numpy_dtype
 from ..recipe.spec import DimSpec, TensorSpec
 from ..runners.backends import BACKENDS as BACKEND_TABLE
+from .packaged import publish_package
 
 # rows of the one backend table Triton can run; "auto" leaves the device to Triton (a GPU when it has one)
 BACKENDS = ("auto", "ort-cpu", "ort-cuda", "ort-trt", "trt")
@@ -200,7 +200,8 @@ def build_config(artifact: Artifact, *, backend: str = "auto", max_batch: int | 
     dtypes = _onnx_dtypes(onnx_source) if onnx_source is not None else {
         e["name"]: e.get("dtype", "float32") for e in (*artifact.manifest["inputs"], *artifact.manifest["outputs"])}
     fixed = {n: r.min for n, r in ranges.items() if r.is_static}
-    config = pb2.ModelConfig(name=name or artifact.name, platform=platform, backend=_TRITON_BACKEND[platform],
+    name = safe_name(name or artifact.name, "--model-name")  # it becomes a folder of the repository
+    config = pb2.ModelConfig(name=name, platform=platform, backend=_TRITON_BACKEND[platform],
                              max_batch_size=max_batch, default_model_filename=model_file)
     if backend in _INSTANCE_KIND:
         config.instance_group.add(kind=pb2.ModelInstanceGroup.Kind.Value(_INSTANCE_KIND[backend]), count=1)
@@ -275,22 +276,10 @@ def package_triton(artifact_dir: str | Path, repo_dir: str | Path, *, force: boo
     artifact = Artifact.open(artifact_dir)
     model = build_config(artifact, **options)
     model.dir = Path(repo_dir) / model.name
-    record_key = str(model.dir.resolve())
-    previous = artifact.manifest.get("triton", {}).get(record_key, {}).get("files", {})
     files = {f"{VERSION}/{model.model_file}": model.source.read_bytes(), CONFIG: model.config_text.encode()}
-    for relative in files:
-        check_can_overwrite(model.dir / relative, previous.get(relative), force)
-    for relative, data in files.items():
-        atomic_write_bytes(model.dir / relative, data)
-        model.written.append(str(model.dir / relative))
-    for relative, digest in previous.items():  # e.g. 1/model.onnx left over after switching to tensorrt
-        stale = model.dir / relative
-        if relative not in files and stale.is_file() and sha256_file(stale) == digest:
-            os.remove(stale)
-    record = dict(artifact.manifest.get("triton", {}))
-    record[record_key] = {"backend": model.backend, "max_batch_size": model.max_batch_size, "source": model.source.name,
-                          "files": {rel: sha256_file(model.dir / rel) for rel in files}}
-    update_manifest(artifact, "triton", record)
+    info = {"backend": model.backend, "max_batch_size": model.max_batch_size, "source": model.source.name}
+    publish_package(artifact, "triton", model.dir, files, info, force)  # model before config within it
+    model.written.extend(str(model.dir / relative) for relative in files)
     return model
 
 

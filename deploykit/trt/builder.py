@@ -4,7 +4,8 @@ Builder -> network (explicit batch is the only mode since TensorRT 10; STRONGLY_
 precision path says so) -> ``OnnxParser.parse_from_file`` -> BuilderConfig (workspace memory pool,
 builder optimization level, timing cache, one optimization profile, precision flags or none,
 cache-only calibrator) -> ``build_serialized_network``. The plan is written plain (the serialized
-engine bytes, no header: trtexec and Triton load it as is), atomically, with its JSON sidecar.
+engine bytes, no header: trtexec and Triton load it as is) with its JSON sidecar and the manifest, as one
+transaction (transaction.py).
 
 API use follows Polygraphy ``backend/trt/loader.py`` (NetworkFromOnnxPath, EngineBytesFromNetwork:
 timing-cache save) and ``backend/trt/config.py`` (CreateConfig: set_memory_pool_limit,
@@ -23,6 +24,7 @@ from .. import __version__
 from ..artifact import CALIBRATION_RANGES, MANIFEST, Artifact, engine_name, update_manifest
 from ..errors import DeployKitError
 from ..files import atomic_write_bytes, check_can_overwrite, read_json, sha256_file
+from ..transaction import transaction
 from .calibrator import cache_only_calibrator, load_cache
 from .precision import PrecisionPlan, check_installed_major
 from .probe import ProbeResult
@@ -74,7 +76,7 @@ def build_engine(artifact: Artifact, recipe, plan: PrecisionPlan, profile: Profi
     started = time.perf_counter()
     plan_file = engine_name(plan.precision)
     plan_path, side_path = artifact.path(plan_file), sidecar_path(artifact.path(plan_file))
-    known = artifact.manifest["files"]
+    known = artifact.known_files()
     check_can_overwrite(plan_path, known.get(plan_file), options.force)
     check_can_overwrite(side_path, known.get(side_path.name), options.force)
     onnx_path = artifact.path(plan.onnx)
@@ -133,26 +135,26 @@ def build_engine(artifact: Artifact, recipe, plan: PrecisionPlan, profile: Profi
         raise DeployKitError(f"TensorRT could not build the {plan.precision} engine for {recipe.name}; see its log above")
     plan_bytes = bytes(serialized)  # IHostMemory exposes the buffer protocol (Polygraphy BytesFromEngine)
 
-    atomic_write_bytes(plan_path, plan_bytes)
-    if options.timing_cache is not None:
-        atomic_write_bytes(options.timing_cache, bytes(config.get_timing_cache().serialize()))
     seconds = time.perf_counter() - started
-    sidecar = Sidecar(
-        plan=plan_file, plan_sha256=sha256_file(plan_path), tensorrt=trt.__version__,
-        gpu={"name": machine.gpu_name, "compute_capability": machine.compute_capability},
-        profile=profile.as_dict(), precision=plan.as_dict(),
-        onnx={"file": plan.onnx, "sha256": sha256_file(onnx_path)},
-        calibration=calibration_provenance(artifact, plan),
-        recipe={"name": recipe.name, "sha256": recipe.sha256},
-        build={"deploykit": __version__, "workspace_gib": options.workspace_gib, "opt_level": options.opt_level,
-               "timing_cache": str(options.timing_cache) if options.timing_cache else None,
-               "seconds": round(seconds, 2)},
-    )
-    write_sidecar(plan_path, sidecar)
-    section = dict(read_json(artifact.dir / MANIFEST).get("trt", {}))  # fresh: other precisions may have been built
-    section[plan.precision] = {"plan": plan_file, "sidecar": side_path.name, "tensorrt": trt.__version__,
-                               "gpu": sidecar.gpu, "path": plan.path, "onnx": plan.onnx}
-    update_manifest(artifact, "trt", section, files=[plan_file, side_path.name])
+    with transaction(artifact.dir) as txn:  # plan, sidecar and manifest published together
+        sidecar = Sidecar(
+            plan=plan_file, plan_sha256=txn.write(plan_file, plan_bytes), tensorrt=trt.__version__,
+            gpu={"name": machine.gpu_name, "compute_capability": machine.compute_capability},
+            profile=profile.as_dict(), precision=plan.as_dict(),
+            onnx={"file": plan.onnx, "sha256": sha256_file(onnx_path)},
+            calibration=calibration_provenance(artifact, plan),
+            recipe={"name": recipe.name, "sha256": recipe.sha256},
+            build={"deploykit": __version__, "workspace_gib": options.workspace_gib, "opt_level": options.opt_level,
+                   "timing_cache": str(options.timing_cache) if options.timing_cache else None,
+                   "seconds": round(seconds, 2)},
+        )
+        write_sidecar(plan_path, sidecar)  # joins this transaction
+        section = dict(read_json(artifact.dir / MANIFEST).get("trt", {}))  # fresh: other precisions may have been built
+        section[plan.precision] = {"plan": plan_file, "sidecar": side_path.name, "tensorrt": trt.__version__,
+                                   "gpu": sidecar.gpu, "path": plan.path, "onnx": plan.onnx}
+        update_manifest(artifact, "trt", section, files=[plan_file, side_path.name])
+    if options.timing_cache is not None:  # a cache for later builds, not part of the artifact
+        atomic_write_bytes(options.timing_cache, bytes(config.get_timing_cache().serialize()))
     return BuildResult(recipe.name, plan.precision, plan_path, side_path, plan.path, seconds, len(plan_bytes))
 
 

@@ -11,13 +11,14 @@ from ..errors import DeployKitError
 from ..export.weights import load_checkpoint
 from ..runners.backends import BACKENDS as BACKEND_TABLE
 from .harness import BACKENDS, VerifyRun, run_parity
-from .report import write_results
+from .report import check_writable, write_results
 
 __all__ = ["BACKENDS", "VerifyRun", "verify_artifact", "verify_onnx"]
 
 
 def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str = "ort-cpu", precision: str = "fp32",
-                    extra_shapes=(), seed: int = 0, samples: int = 0, write: bool = True, on_case=None) -> VerifyRun:
+                    extra_shapes=(), seed: int = 0, samples: int = 0, write: bool = True, on_case=None,
+                    force: bool = False) -> VerifyRun:
     """Verify ``out_dir/<recipe>/`` (made by ``deploykit export``) and write verify.json + report.md there."""
     artifact = Artifact.open(Path(out_dir) / recipe.name)
     artifact.check_recipe(recipe)
@@ -28,6 +29,8 @@ def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str =
     if model_file not in artifact.manifest["files"]:
         raise DeployKitError(f"{artifact.dir} has no {model_file}; make it with `{table.make_hint(precision, recipe.name)}`")
     artifact.check_files(model_file)
+    if write:  # before the run: a user's own report.md or plot is never overwritten (without --force)
+        check_writable(artifact.dir, backend, precision, [t.name for t in recipe.outputs], force)
     manifest = artifact.manifest
     run = run_parity(
         recipe, artifact.path(model_file), artifact.reference_model(recipe), backend=backend, precision=precision,
@@ -36,13 +39,13 @@ def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str =
         export_shape=manifest.get("export_shape"), on_case=on_case,
     )
     if write:
-        write_results(artifact.dir, run)
+        write_results(artifact.dir, run, force=force)
     return run
 
 
 def verify_onnx(onnx_path: str | Path, recipe, checkpoint: str | Path | None = None, *, backend: str = "ort-cpu",
                 precision: str = "fp32", extra_shapes=(), seed: int = 0, samples: int = 0, write: bool = True,
-                on_case=None) -> VerifyRun:
+                on_case=None, force: bool = False) -> VerifyRun:
     """Verify a user's own ONNX against its module: the recipe's factory, with ``checkpoint`` loaded when given.
 
     Without a checkpoint the factory's module is the reference as it is: fine when the factory loads the
@@ -51,6 +54,9 @@ def verify_onnx(onnx_path: str | Path, recipe, checkpoint: str | Path | None = N
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise DeployKitError(f"{onnx_path} does not exist")
+    results = onnx_path.parent / f"{onnx_path.stem}.verify"
+    if write:
+        check_writable(results, backend, precision, [t.name for t in recipe.outputs], force)
     if checkpoint is not None:
         reference = load_checkpoint(recipe.build(), checkpoint)
     else:
@@ -63,7 +69,5 @@ def verify_onnx(onnx_path: str | Path, recipe, checkpoint: str | Path | None = N
     run = run_parity(recipe, onnx_path, reference, backend=backend, precision=precision, extra_shapes=extra_shapes,
                      seed=seed, samples=samples, on_case=on_case)
     if write:
-        folder = onnx_path.parent / f"{onnx_path.stem}.verify"
-        folder.mkdir(exist_ok=True)
-        write_results(folder, run)
+        write_results(results, run, force=force)
     return run

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from ..errors import DeployKitError
+from ..files import check_can_overwrite, read_json
+from ..transaction import recover, transaction
 
 RESULTS = "verify.json"
+RESULTS_FORMAT = 1  # verify.json's "format": how verify recognises its own file
 REPORT = "report.md"
 
 
@@ -35,20 +38,60 @@ def _histogram_png(errors: np.ndarray, title: str) -> bytes:
     return buffer.getvalue()
 
 
-def write_results(folder: Path, run) -> Path:
-    """Merge this run into verify.json (keyed backend/precision), redraw its plots, rewrite report.md."""
+def _previous(path: Path, force: bool) -> dict:
+    """The verify.json this run merges into: deploykit's own, or a fresh one; anything else is refused."""
+    fresh = {"format": RESULTS_FORMAT, "runs": {}, "files": {}}
+    if not path.exists():
+        return fresh
+    try:
+        data = read_json(path)
+    except DeployKitError:
+        data = None
+    if (data is None or data.get("format") != RESULTS_FORMAT or not isinstance(data.get("runs"), dict)
+            or not all(isinstance(r, dict) for r in data["runs"].values()) or not isinstance(data.get("files"), dict)):
+        if force:
+            return fresh
+        raise DeployKitError(f"{path} exists and was not written by deploykit verify; pass --force to overwrite it")
+    return data  # deploykit's own: this run is merged into it (with --force too)
+
+
+def plot_name(backend: str, precision: str, output: str) -> str:
+    return f"plots/{backend}-{precision}-{output}.png"
+
+
+def check_writable(folder: Path, backend: str, precision: str, outputs, force: bool = False) -> None:
+    """Refuse before any work, as the other commands do, when the results would replace a file deploykit did
+    not write (write_results checks again under the folder's lock)."""
+    folder = Path(folder)
+    recover(folder)
+    data = _previous(folder / RESULTS, force)
+    for name in (REPORT, *(plot_name(backend, precision, o) for o in outputs)):
+        check_can_overwrite(folder / name, data["files"].get(name), force)
+
+
+def write_results(folder: Path, run, force: bool = False) -> Path:
+    """Merge this run into verify.json (keyed backend/precision), redraw its plots, rewrite report.md.
+
+    verify.json records the sha256 of the report and plots it wrote ("files"), so a later run replaces them
+    and nothing else: a report.md or plot the user made, or changed since, needs ``force``. All three are
+    published as one transaction.
+    """
+    folder = Path(folder)
     path = folder / RESULTS
-    data = read_json(path) if path.is_file() else {"runs": {}}
     key = f"{run.backend}/{run.precision}"
-    data["runs"][key] = run.to_dict()
-    plots = {}
-    for output, errors in run.errors.items():
-        name = f"plots/{run.backend}-{run.precision}-{output}.png"
-        atomic_write_bytes(folder / name, _histogram_png(errors, f"{run.name} {key} {output}"))
-        plots[output] = name
-    data["runs"][key]["plots"] = plots
-    atomic_write_json(path, data)
-    atomic_write_text(folder / REPORT, render_markdown(data))
+    pngs = {plot_name(run.backend, run.precision, output):
+            (output, _histogram_png(errors, f"{run.name} {key} {output}")) for output, errors in run.errors.items()}
+    with transaction(folder) as txn:  # under the folder's lock, after finishing any interrupted write there
+        data = _previous(path, force)
+        for name in (REPORT, *pngs):
+            check_can_overwrite(folder / name, data["files"].get(name), force)
+        data["runs"][key] = run.to_dict()
+        data["runs"][key]["plots"] = {output: name for name, (output, _) in pngs.items()}
+        for name, (_, png) in pngs.items():
+            data["files"][name] = txn.write(name, png)
+        report = render_markdown(data).encode()
+        data["files"][REPORT] = txn.write(REPORT, report)
+        txn.write_json(RESULTS, data)
     return path
 
 

@@ -257,6 +257,25 @@ def test_fp32_rounding_of_a_deep_network_is_judged_against_pytorchs_own_error():
     assert not judged.passed and "x PyTorch's own FP32 error" in judged.failures[0]
 
 
+def test_a_failure_near_the_floor_is_named_rounding_not_a_shape_dependent_export():
+    from deploykit.export.checks import require_parity
+    from deploykit.parity.engine import CaseResult, ParityResult
+
+    rng = np.random.default_rng(1)
+    truth = rng.standard_normal(1000)
+    torch32 = (truth + rng.normal(0, 1e-6, truth.shape)).astype(np.float32)
+    strict = Tolerance(1e-6, 0.0, None, None)
+    ill = (truth + rng.normal(0, 3e-5, truth.shape)).astype(np.float32)  # ~30x the floor: rounding, amplified
+    bug = torch32.copy()
+    bug[:10] += 0.5  # structural: 1e5x the floor
+    ok = CaseResult("opt", {"B": 2}, True, [compare_output("y", torch32, torch32, strict, truth)])
+    for onnx32, expected in ((ill, "PyTorch's own FP32 rounding error there"), (bug, "so the export is shape-dependent")):
+        metrics = compare_output("y", onnx32, torch32, strict, truth)
+        assert not metrics.passed
+        with pytest.raises(ExportRefused, match=expected):
+            require_parity(ParityResult([CaseResult("max", {"B": 4}, False, [metrics]), ok]), "the export")
+
+
 # -- verify tells data from shape dependence ------------------------------------------------------------
 def _planted(tmp_path, name):
     """An ONNX of a specialising module written by plain torch.onnx.export (not by deploykit)."""

@@ -8,6 +8,11 @@ max abs at its opt shape), and a fixed atol would refuse an exact export of it. 
 also ran in float64, an FP32 candidate whose error against float64 is within FLOOR_MULTIPLE times
 PyTorch's own FP32 error against float64 is rounding, not an export bug; a real bug is orders of
 magnitude above that floor. Cosine and SNR floors still apply.
+
+Why 16: two correct FP32 implementations are two draws of rounding error, and on an ill-conditioned
+network their maxima differ by several x (timm repvgg_b0, onnxruntime against PyTorch, both against
+float64: 0.2x to 5.1x across shapes; 55 other timm networks at most 1.9x). A real export bug (a wrong
+op, a baked size) is off by a share of the output, orders of magnitude above 16x the floor.
 """
 
 from __future__ import annotations
@@ -17,7 +22,16 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 _TINY = 1e-12
-FLOOR_MULTIPLE = 4.0  # ONNX's FP32 error may be this many times PyTorch's own, against float64
+FLOOR_MULTIPLE = 16.0  # ONNX's FP32 error may be this many times PyTorch's own, against float64
+NEAR_FLOOR = 100.0  # a failure within this many times the floor is rounding in an ill-conditioned network
+
+
+def near_floor(outputs) -> float | None:
+    """The worst failing output's error as a multiple of PyTorch's own FP32 error, when every failing
+    output is within NEAR_FLOOR of it (rounding, not a structural bug); else None."""
+    ratios = [m.error_vs_float64 / m.floor if m.floor else float("inf") for m in outputs if not m.passed]
+    worst = max(ratios, default=float("inf"))
+    return worst if worst <= NEAR_FLOOR else None
 
 
 @dataclass

@@ -257,6 +257,24 @@ def test_fp32_rounding_of_a_deep_network_is_judged_against_pytorchs_own_error():
     assert not judged.passed and "x PyTorch's own FP32 error" in judged.failures[0]
 
 
+def test_cosine_and_snr_are_judged_against_float64_when_pytorch_itself_misses_them():
+    """levit_128s's case: PyTorch's own FP32 output is at cosine 0.9995 from float64, so no FP32 export can reach
+    0.99999 against it; an export as close to float64 as PyTorch is passes, one 5x farther (25x in 1 - cosine,
+    14 dB of SNR) fails, though its max abs is within the 16x floor."""
+    rng = np.random.default_rng(2)
+    truth = rng.standard_normal(4000)
+    torch32 = (truth + rng.normal(0, 1e-2, truth.shape)).astype(np.float32)
+    tolerance = Tolerance(1e-4, 1e-4, 0.99999, 60.0)
+    same = (truth + rng.normal(0, 1e-2, truth.shape)).astype(np.float32)
+    assert not compare_output("y", same, torch32, tolerance).passed  # against FP32 alone: refused
+    assert compare_output("y", same, torch32, tolerance, truth).passed
+    farther = (truth + rng.normal(0, 5e-2, truth.shape)).astype(np.float32)
+    judged = compare_output("y", farther, torch32, tolerance, truth)
+    assert not judged.passed and judged.error_vs_float64 < 16 * judged.floor  # the max-abs rule alone would pass it
+    assert [f.split(" ")[0] for f in judged.failures] == ["cosine", "SNR"]
+    assert "PyTorch's own FP32 against float64" in judged.failures[0]
+
+
 def test_a_failure_near_the_floor_is_named_rounding_not_a_shape_dependent_export():
     from deploykit.export.checks import require_parity
     from deploykit.parity.engine import CaseResult, ParityResult

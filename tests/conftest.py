@@ -8,10 +8,20 @@ RECIPES = REPO / "recipes"
 TABLES = Path(__file__).resolve().parent / "state_dict_tables"
 
 os.environ.setdefault("DEPLOYKIT_RECIPES", str(RECIPES))
+if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n: each worker gets its share of the cores (set before torch loads;
+    # oversubscribed OpenMP threads spin against each other)
+    _share = (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
 
 
 def recipe_names() -> list[str]:
     return sorted(p.stem for p in RECIPES.glob("*.toml"))
+
+
+def slow_composite(names) -> list:
+    """Parameters for `names`, composite marked slow (the network takes ~15 s where a block takes ~1 s; the full suite
+    runs it)."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n == "composite" else n for n in names]
 
 
 @pytest.fixture(scope="session")

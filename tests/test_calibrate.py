@@ -282,6 +282,7 @@ def test_qdq_model_structure_and_composite_accuracy_against_pytorch(composite):
                 assert stats["cosine"] >= 0.99, stats
 
 
+@pytest.mark.slow  # the composite calibration fixture (~30 s); test_ort_int8 covers --target on a small block
 def test_one_int8_file_per_target_recorded_in_the_manifest(composite):
     recipe, out, _, run = composite
     folder = out / "composite"

@@ -14,7 +14,7 @@ from deploykit.runners.torch_runner import TorchRunner
 
 from .conftest import require_gpu
 from .artifact_cache import exported_artifact
-from .conftest import RECIPES
+from .conftest import RECIPES, slow_composite
 
 MODELS = ["se", "cbam", "fpn", "composite"]  # one input, one input, three related inputs + five outputs, the network
 
@@ -24,7 +24,7 @@ def fpn(tmp_path_factory):
     return runtime.load(exported_artifact(tmp_path_factory, "fpn"), backend="ort-cpu")
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", slow_composite(MODELS))
 def test_matches_pytorch(tmp_path_factory, name):
     recipe = find_recipe(name, RECIPES)
     folder = exported_artifact(tmp_path_factory, name)

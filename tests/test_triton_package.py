@@ -27,13 +27,24 @@ def _type(config_entry):
     return model_config_pb2.DataType.Name(config_entry.data_type)
 
 
+class _Copies(dict):
+    """Private artifact copies, made on first use (composite's export is ~20 s; only its own test needs it)."""
+
+    def __init__(self, tmp_path_factory):
+        super().__init__()
+        self.factory, self.folder = tmp_path_factory, tmp_path_factory.mktemp("artifacts")
+
+    def __missing__(self, name):
+        self[name] = artifact_copy(self.factory, name, self.folder)
+        return self[name]
+
+
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("artifacts")
-    names = ["cbam", "fpn", "composite"]
-    return {name: artifact_copy(tmp_path_factory, name, folder) for name in names}
+    return _Copies(tmp_path_factory)
 
 
+@pytest.mark.slow  # the network's export; cbam and fpn cover the rest of packaging in the fast tier
 def test_composite_repository(artifacts, tmp_path):
     repo = tmp_path / "repo"
     model = package_triton(artifacts["composite"], repo)

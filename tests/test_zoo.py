@@ -10,7 +10,7 @@ from deploykit.recipe import find_recipe, load_all
 from deploykit.runners.torch_runner import TorchRunner
 from deploykit.export.weights import seeded_model
 
-from .conftest import RECIPES, TABLES, recipe_names
+from .conftest import RECIPES, TABLES, recipe_names, slow_composite
 
 ZOO = ["asff", "cbam", "coordatt", "cot", "danet", "eca", "fpn", "mdaf", "mhsa", "msaf", "msfm", "pmfs", "pmsa",
        "sdpa_simplified", "se", "sk", "temporal_conv", "triplet"]
@@ -26,7 +26,7 @@ def test_every_registered_module_has_a_recipe():
     assert set(registry.list_modules()) == covered
 
 
-@pytest.mark.parametrize("name", recipe_names())
+@pytest.mark.parametrize("name", slow_composite(recipe_names()))
 def test_runs_over_the_sweep(name):
     """Eval mode with non-trivial BN stats: min/opt/max and off-grid shapes give declared, finite outputs."""
     recipe = find_recipe(name, RECIPES)
@@ -84,7 +84,7 @@ def test_register_twice_is_refused():
         registry.register("se")(lambda: None)
 
 
-@pytest.mark.parametrize("name", recipe_names())
+@pytest.mark.parametrize("name", slow_composite(recipe_names()))
 def test_reference_outputs_depend_on_the_input(name):
     """A reference whose output ignores its input would make every parity check vacuous
     (composite's did, at 1e-7, before BN statistics were measured instead of drawn at random)."""

@@ -229,6 +229,8 @@ def _export_first_correct(export_model, recipe, reference, log: ExportLog, step,
 
     def symbolic() -> str:
         if not verdicts:
+            step("checking the declared range symbolically with torch.export (the tracer turned tensors into Python "
+                 "values; this can take minutes on a large model)")
             try:
                 verdicts.append(symbolic_check(flat, recipe, example_tensors, sites))
             except ExportRefused as exc:

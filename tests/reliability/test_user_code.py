@@ -83,7 +83,11 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+# each case is a real `deploykit` process (~2.5 s of imports): the fast tier keeps one per kind of failure
+FAST = {"factory raises", "syntax error in the module", "forward fails at a declared size", "not a module path"}
+
+
+@pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in sorted(CASES)])
 def test_user_code_failures_are_one_line(project, name):
     args, code, message = CASES[name]
     done = subprocess.run([DEPLOYKIT, "export", *args, "--out", str(project / "out")], cwd=project,

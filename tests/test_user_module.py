@@ -63,6 +63,14 @@ def fresh(channels=8):
     return Net(channels)  # random initialisation on every call
 
 
+BUILT = []
+
+
+def counted(channels=8):
+    BUILT.append(Net(channels))  # random initialisation, as timm's create_model without weights
+    return BUILT[-1]
+
+
 def raises(channels=8):
     return Net(channels, 3)
 
@@ -129,6 +137,21 @@ def test_factory_weights_are_exported_exactly_then_verify_takes_only_the_name(pr
     assert "PASSED" in verified.stdout and "torch floor" in verified.stdout
 
 
+def test_the_recipe_free_path_calls_the_factory_once_and_exports_that_module(project, tmp_path):
+    """Inferring the outputs runs the user's module; exporting a second factory call instead would export other
+    weights whenever the factory draws from the global RNG (timm's create_model with pretrained=False)."""
+    from deploykit.recipe.from_module import recipe_from_flags
+
+    folder, mynet = project
+    mynet.BUILT.clear()
+    recipe = recipe_from_flags("mynet:counted", ["x=B,3,H,W"], [d for d in DIMS if d != "--dim"], '{"channels": 6}',
+                               "counted", tmp_path)
+    export_onnx(recipe, tmp_path)
+    assert len(mynet.BUILT) == 1
+    stored = torch.load(tmp_path / "counted" / "weights.pt")
+    assert all(torch.equal(stored[k], v) for k, v in mynet.BUILT[0].state_dict().items())
+
+
 def test_verify_onnx_needs_no_checkpoint_when_the_factory_holds_the_weights(project, tmp_path):
     folder, mynet = project
     recipe_path = folder / "artifacts" / "net_trained" / "recipe.toml"
@@ -154,7 +177,7 @@ def test_verify_onnx_needs_no_checkpoint_when_the_factory_holds_the_weights(proj
     (["--module", "mynet:trained", "--input", "x=B,3,H,W", *DIMS, "--args", "{channels: 6}"], "--args is not valid JSON"),
     (["--module", "mynet:trained", "--input", "x=B,3,H,W", *DIMS, "--name", "../escape"], "--name '../escape' is not a valid name"),
     (["--module", "nosuchmodule:build", "--input", "x=B,3,H,W", *DIMS], "no module 'nosuchmodule' in the current directory"),
-    (["--module", "mynet:nosuch", "--input", "x=B,3,H,W", *DIMS], "'mynet' has no callable 'nosuch' (it has: Net, fresh, from_file"),
+    (["--module", "mynet:nosuch", "--input", "x=B,3,H,W", *DIMS], "'mynet' has no callable 'nosuch' (it has: Net, counted, fresh, from_file"),
     (["--module", "mynet:raises", "--input", "x=B,3,H,W", *DIMS], "the factory mynet:raises() raised TypeError"),
     (["--module", "mynet:returns_none", "--input", "x=B,3,H,W", *DIMS], "returned NoneType, not a torch.nn.Module"),
     (["--module", "mynet:trained", *DIMS], "--module needs its inputs"),

@@ -7,7 +7,7 @@ mean 0 / var 1, timm zero-initialises the last BatchNorm gamma of every residual
 nothing and an export that gets them wrong would still match PyTorch. A trained network has none of
 this, so the factory gives every constant-initialised parameter (zero biases, unit/zero norm scales,
 1e-6 layer scales) seeded values and measures BatchNorm statistics on seeded inputs, as training would.
-The weights are the same on every call (own generator), so the naive baseline, deploykit and the
+The weights are the same on every call (timm's initialisation seeded, own generator), so the naive baseline, deploykit and the
 independent check all see one network. Independent of deploykit: plain torch and timm only.
 """
 
@@ -26,7 +26,9 @@ def create(model_name: str, stats_hw: list[int] | None = None, seed: int = 0, **
     ``stats_hw``: the (H, W) of the seeded batches BatchNorm statistics are measured on (the model's
     export size; fixed-size models need theirs).
     """
-    model = timm.create_model(model_name, pretrained=False, **kwargs)
+    with torch.random.fork_rng():  # timm initialises from the global RNG: seeded here, and left as it was
+        torch.manual_seed(seed)
+        model = timm.create_model(model_name, pretrained=False, **kwargs)
     generator = torch.Generator().manual_seed(seed)
     _perturb_constant_parameters(model, generator)
     _measure_norm_stats(model, generator, stats_hw or [128, 128])

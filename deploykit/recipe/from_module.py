@@ -208,5 +208,8 @@ def recipe_from_flags(factory: str, inputs: list[str], dims: list[str], args: st
     path = Path(out_dir) / name / "recipe.toml"
     draft = recipe_text(factory, parsed_inputs, parsed_dims, [("output", [1])], parsed_args, call)
     draft_recipe = recipe_from_bytes(draft.encode(), path)  # validates inputs, dims and args before running code
-    outputs = infer_outputs(draft_recipe.build(), parsed_inputs, parsed_dims, call)
-    return recipe_from_bytes(recipe_text(factory, parsed_inputs, parsed_dims, outputs, parsed_args, call).encode(), path)
+    model = draft_recipe.build()
+    outputs = infer_outputs(model, parsed_inputs, parsed_dims, call)
+    recipe = recipe_from_bytes(recipe_text(factory, parsed_inputs, parsed_dims, outputs, parsed_args, call).encode(), path)
+    recipe.built.append(model)  # the factory is called once: this module is the one exported
+    return recipe

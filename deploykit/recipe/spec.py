@@ -150,6 +150,10 @@ class Recipe:
     sha256: str = field(repr=False)
     text: str = field(repr=False, default="")  # the TOML it was loaded from (copied into every artifact)
     calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
+    # a module the factory already returned, handed to the next build() (once): the recipe-free path runs the
+    # user's module to infer its outputs, and exports that same module rather than calling the factory again
+    # (a slow load, or a factory whose initialisation draws from the global RNG, would otherwise cost twice or differ)
+    built: list = field(default_factory=list, repr=False, compare=False)
 
     # -- shapes -------------------------------------------------------------------------------
     @property
@@ -223,6 +227,8 @@ class Recipe:
 
         what = f"{'zoo module ' + repr(self.module) if self.module else 'the factory ' + self.factory}" \
                f"({', '.join(f'{k}={v!r}' for k, v in self.args.items())})"
+        if self.built:
+            return self.built.pop().eval()
         if self.module is not None:
             from .. import zoo
 

@@ -225,10 +225,10 @@ class Recipe:
 
         from ..errors import UserCodeError, user_code
 
-        what = f"{'zoo module ' + repr(self.module) if self.module else 'the factory ' + self.factory}" \
-               f"({', '.join(f'{k}={v!r}' for k, v in self.args.items())})"
         if self.built:
             return self.built.pop().eval()
+        what = f"{'zoo module ' + repr(self.module) if self.module else 'the factory ' + self.factory}" \
+               f"({', '.join(f'{k}={v!r}' for k, v in self.args.items())})"
         if self.module is not None:
             from .. import zoo
 

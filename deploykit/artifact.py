@@ -26,8 +26,14 @@ MANIFEST_FORMAT = 1
 
 
 def state_dict_bytes(model: torch.nn.Module) -> bytes:
+    """weights.pt: the module's state_dict, and every tensor it leaves out (buffers registered with
+    ``persistent=False``, e.g. a fixed random projection), so the artifact holds every tensor of the model.
+    A module without such buffers gets a plain state_dict (``model.load_state_dict(torch.load(...))``)."""
+    from .export.weights import NON_PERSISTENT, non_persistent_buffers
+
     buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
+    extra = non_persistent_buffers(model)
+    torch.save({"state_dict": model.state_dict(), NON_PERSISTENT: extra} if extra else model.state_dict(), buffer)
     return buffer.getvalue()
 
 

@@ -68,9 +68,9 @@ def test_torchscript_without_rewrites_refuses_adaptive_pooling(tmp_path):
 
 def test_dynamic_axis_that_comes_out_static_is_refused_with_the_axis(tmp_path):
     recipe = load_recipe(_write(tmp_path, "time_mix.toml", TIME_MIX_RECIPE))
-    # dynamo would write T as 12 (its Linear fixes it): the symbolic check refuses before it does
-    with pytest.raises(ExportRefused, match=r"specialised to its example shape \(the module fixes a size\).*"
-                                            r"T as dynamic but your code specialized it to be a constant \(12\)"):
+    # dynamo would write T as 12 (its Linear fixes it): the range analysis refuses before it does
+    with pytest.raises(ExportRefused, match=r"specialised to its example shape: it holds only where `T == 12` "
+                                            r"\(the module fixes a size.*false at T=\d+ \(declared\)"):
         export_onnx(recipe, tmp_path / "out", exporter="dynamo")
     # and an ONNX whose declared-dynamic axis is a number is refused by the dims check, whoever wrote it
     static = onnx.helper.make_model(onnx.helper.make_graph(

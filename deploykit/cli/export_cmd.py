@@ -138,6 +138,10 @@ def _print_table(results, failures):
             for attempt in r.get("simplifier_attempts", []):
                 if not attempt.get("kept"):
                     out.print(f"{attempt['simplifier']} not kept: {attempt.get('reason', '')}", highlight=False)
+            analysed = (r.get("specialisation") or {}).get("range")
+            if analysed:
+                colour = "yellow" if analysed["status"] == "sampled" else "default"
+                out.print(f"[{colour}]range {analysed['status']}: {analysed['detail']}[/{colour}]", highlight=False)
             warned = (r.get("specialisation") or {}).get("tracer_warnings")
             if warned:
                 out.print(f"tracer warnings checked, none changes the graph: {'; '.join(warned[:3])}", highlight=False)

@@ -126,6 +126,8 @@ def _print_run(run):
     out = console()
     out.print(table)
     out.print(f"seed {run.seed}; torch floor = max |PyTorch FP32 - PyTorch float64|, PyTorch's own rounding", highlight=False)
+    if run.coverage != "sweep":
+        out.print(f"[yellow]{run.coverage}[/yellow]", highlight=False)
     for note in run.diagnosis:
         out.print(f"[yellow]diagnosis:[/yellow] {note}")
 

@@ -1,9 +1,10 @@
 """``export_onnx``: a recipe's module -> a checked, simplified, dynamic ONNX artifact with a manifest.
 
 Steps: the module with its weights (the user's, exactly; seeded ones for the zoo) -> exact rewrites on
-a copy (proven equal in PyTorch) -> export (TorchScript first, then dynamo, under ``auto``), each
-export checked for specialisation to its example (specialise.py), then checker, dynamic-axis and
-parity checks -> simplify (onnxsim and onnxslim, each candidate re-checked, the smallest kept) ->
+a copy (proven equal in PyTorch) -> the range analysis (guards.py: every shape guard torch.export
+records, evaluated at every declared point) and a repeatability check -> export (TorchScript first, then
+dynamo, under ``auto``), each export checked for specialisation to its example (specialise.py) and
+compared with PyTorch where a guard is false, then checker, dynamic-axis and parity checks -> simplify (onnxsim and onnxslim, each candidate re-checked, the smallest kept) ->
 exact graph optimizations for onnxruntime (optimize.py; kept only if the parity check still passes)
 -> the artifact written: model.onnx, weights.pt, recipe.toml, manifest.json, export.log.
 
@@ -29,13 +30,14 @@ from ..onnx_graph import dims_of, opset_of
 from ..parity import compare_runners, inputs_for
 from ..runners.torch_runner import FlatIO, TorchRunner
 from ..transaction import recover
-from .checks import ReferenceCheck, check_onnx_model, stamp_static_output_dims
+from .checks import ReferenceCheck, check_onnx_model, require_repeatable, stamp_static_output_dims
 from .exporters import EXPORTERS, example_case
 from .log import ExportLog
 from .optimize import optimize_for_ort
 from .rewrites import apply_rewrites
 from .simplify import SIMPLIFIERS
-from .specialise import SpecialisationCheck, check_trace, symbolic_check, tracer_sites
+from .guards import analyse_range
+from .specialise import SpecialisationCheck, check_trace
 from .weights import describe_weights, reference_module
 
 EXPORTER_CHOICES = ("auto", "torchscript", "dynamo")
@@ -216,29 +218,27 @@ def _export_first_correct(export_model, recipe, reference, log: ExportLog, step,
     Returns (model, exporter name, attempts, SpecialisationCheck); ExportRefused with every reason when none does."""
     example = example_case(recipe)
     example_feed = recipe.make_inputs(example)
-    example_tensors = [torch.from_numpy(example_feed[t.name]) for t in recipe.inputs]
+
+    def example_tensors() -> list[torch.Tensor]:  # a fresh copy per call: a forward may change its input in place
+        return [torch.tensor(example_feed[t.name]) for t in recipe.inputs]
+
     # eval, and kept so: torch.onnx restores the wrapper's mode afterwards, recursively, into the module
     flat = FlatIO(export_model, recipe.call).eval()
     # the module itself at the example, first: a module that rejects a declared size (a fixed-size ViT asserting
     # its input height) is the user's to fix, not an exporter failure to report
     with at_declared_shape(f"the PyTorch module at {example.describe()}"), torch.no_grad():
-        flat(*example_tensors)
+        flat(*example_tensors())
+    analysis = None
+    if not static:
+        step("analysing the declared range with torch.export (every shape guard, at every declared value)")
+        try:
+            analysis = analyse_range(flat, recipe, example_tensors(), example)
+        except ExportRefused as exc:
+            raise ExportRefused(f"{recipe.name}: refused: {exc}") from None
+        log.line(f"range analysis: {analysis.status}: {analysis.detail}")
+    require_repeatable(flat, example_tensors, example, analysis)
+    guard_check = reference.at(analysis.check_cases) if analysis and analysis.check_cases else None
     attempts = []
-    verdicts: list = []  # the symbolic check, run at most once per export (an exception is re-raised)
-    sites: list = []  # the TorchScript tracer's warning sites, to name the user's line
-
-    def symbolic() -> str:
-        if not verdicts:
-            step("checking the declared range symbolically with torch.export (the tracer turned tensors into Python "
-                 "values; this can take minutes on a large model)")
-            try:
-                verdicts.append(symbolic_check(flat, recipe, example_tensors, sites))
-            except ExportRefused as exc:
-                verdicts.append(exc)
-        if isinstance(verdicts[0], ExportRefused):
-            raise verdicts[0]
-        return verdicts[0]
-
     order = ["torchscript", "dynamo"] if exporter == "auto" else [exporter]
     with tempfile.TemporaryDirectory(prefix="deploykit-") as tmp:
         for name in order:
@@ -248,20 +248,20 @@ def _export_first_correct(export_model, recipe, reference, log: ExportLog, step,
             records: list = []
             specialisation = SpecialisationCheck()
             try:
-                if name == "dynamo" and not static:
-                    # torch.onnx's dynamo path relaxes violated guards silently: the symbolic check first
-                    step("checking the module symbolically over the declared range")
-                    specialisation = SpecialisationCheck(symbolic=symbolic())
-                EXPORTERS[name](flat, example_tensors, recipe, opset, not static, path, lines, records)
+                if name == "dynamo" and analysis is not None and analysis.violated:
+                    raise ExportRefused(analysis.dynamo_refusal())
+                EXPORTERS[name](flat, example_tensors(), recipe, opset, not static, path, lines, records)
                 if name == "torchscript":
-                    sites[:] = tracer_sites(records)
-                    if sites:
-                        step("checking the trace for specialisation to its example")
+                    step("checking the trace for specialisation to its example")
                     specialisation = check_trace(flat, recipe, example, records, dynamic=not static, seed=seed,
-                                                 symbolic=symbolic)
+                                                 analysis=analysis)
                 check_onnx_model(path)
                 candidate = onnx.load(str(path))
                 stamped = stamp_static_output_dims(candidate, recipe)
+                if guard_check is not None:  # first: its refusal names the guard, whatever the sweep drew
+                    step(f"checking the export at the {len(guard_check.inputs)} declared shape(s) where the trace's "
+                         "guards do not hold")
+                    guard_check.require_guarded(candidate, analysis)
                 step("checking parity with PyTorch")
                 reference.require(candidate, f"the {name} export")
             except UserCodeError:
@@ -276,6 +276,10 @@ def _export_first_correct(export_model, recipe, reference, log: ExportLog, step,
                 continue
             log.attempt(name, lines)
             attempts.append({"exporter": name, "ok": True, "stamped_output_dims": stamped, "log": lines[-20:]})
+            if analysis is not None:
+                specialisation.range = analysis.as_dict()
+            if guard_check is not None:  # simplified and optimized graphs are held to the same points
+                reference.add(guard_check)
             return candidate, name, attempts, specialisation
     specialised = next((a for a in attempts if a["reason"].startswith("the trace is")), None)
     if specialised is not None:  # the root cause, whatever the fallback said after it

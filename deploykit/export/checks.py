@@ -93,6 +93,7 @@ class ReferenceCheck:
     def __init__(self, reference, recipe, cases, tolerance, static_case=None, seed: int = 0):
         self.reference, self.recipe, self.seed = reference, recipe, seed
         self.tolerance, self.static_case = tolerance, static_case
+        self.cases = list(cases)
         self.inputs = inputs_for(recipe, cases, seed)
         self._recorded = None
 
@@ -115,6 +116,25 @@ class ReferenceCheck:
         check_dynamic_axes(candidate, self.recipe, self.static_case)
         require_parity(self.parity(candidate.SerializeToString()), what)
 
+    def at(self, cases) -> "ReferenceCheck":
+        """The same reference and tolerance at other cases (the points where a trace's guards are false)."""
+        return ReferenceCheck(self.reference, self.recipe, cases, self.tolerance, self.static_case, self.seed)
+
+    def require_guarded(self, candidate: onnx.ModelProto, analysis) -> None:
+        """Parity at every point where a guard of the trace is false, or the range analysis's refusal."""
+        result = self.parity(candidate.SerializeToString())
+        first = result.first_failure
+        if first is not None:
+            case = next(c for c in self.cases if c.values == first.shape)
+            raise ExportRefused(analysis.refusal(case, first.failures[0]))
+
+    def add(self, other: "ReferenceCheck") -> None:
+        """Hold every later candidate to ``other``'s cases too (their reference outputs reused)."""
+        self.cases = [*self.cases, *other.cases]
+        self.inputs = [*self.inputs, *other.inputs]
+        if self._recorded is not None:
+            self._recorded = [*self._recorded, *other.recorded()]
+
 
 def require_parity(result: ParityResult, what: str) -> None:
     first = result.first_failure
@@ -131,3 +151,28 @@ def require_parity(result: ParityResult, what: str) -> None:
         ok = ", ".join(c.describe() for c in passed)
         hint = f"; it matches at {ok}, so the export is shape-dependent (e.g. a pooling size baked in)"
     raise ExportRefused(f"{what} differs from PyTorch at {first.describe()} ({first.failures[0]}){hint}")
+
+
+REPEAT_BOUND = 1e-6  # two identical calls may differ by this share of the output's largest value (CPU reductions)
+
+
+def require_repeatable(flat, make_tensors, case, analysis=None) -> None:
+    """Two FP32 runs of the module on the same input must agree: a module whose output changes between
+    identical calls (fresh noise, a counter in forward) cannot be verified against anything, and its
+    differences would otherwise be excused as rounding."""
+    import torch
+
+    from ..errors import at_declared_shape
+
+    with at_declared_shape(f"the PyTorch module at {case.describe()}"), torch.no_grad():
+        first, second = flat(*make_tensors()), flat(*make_tensors())
+    for index, (a, b) in enumerate(zip(first, second)):
+        a, b = a.detach().double(), b.detach().double()
+        scale = max(float(a.abs().max()) if a.numel() else 0.0, 1.0)
+        gap = float((a - b).abs().max()) if a.numel() else 0.0
+        if not gap <= REPEAT_BOUND * scale:  # NaN differences too
+            ops = getattr(analysis, "random_ops", None)
+            where = f" ({'; '.join(ops[:2])})" if ops else " (a random op or a state that changes in forward)"
+            raise ExportRefused(f"the output changes between two identical calls: output {index} differs by "
+                                f"{gap:.3g} at {case.describe()}{where}; deploykit can only verify a deterministic "
+                                "forward: remove the randomness from eval mode, or make it an input")

@@ -137,6 +137,7 @@ def load_checkpoint(model: nn.Module, path: str | Path, what: str = "checkpoint"
         raise DeployKitError(f"{what} {path} is a folder, not a file") from None
     except Exception as exc:  # torch.load raises many types (UnpicklingError, RuntimeError, EOFError, ...)
         raise DeployKitError(f"{what} {path} cannot be read safely (weights_only): {first_line(exc)}") from None
+    extra = state.get(NON_PERSISTENT) if isinstance(state, dict) else None
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):
@@ -150,4 +151,35 @@ def load_checkpoint(model: nn.Module, path: str | Path, what: str = "checkpoint"
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else first_line(exc)
         raise DeployKitError(f"{what} {path} does not fit the module: {detail}") from None
+    if extra is not None:
+        restore_non_persistent(model, extra, f"{what} {path}")
     return model.eval()
+
+
+NON_PERSISTENT = "non_persistent_buffers"  # weights.pt's key for the tensors a state_dict leaves out
+
+
+def non_persistent_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Buffers registered with ``persistent=False``, by their full name: part of the model, not of its state_dict."""
+    found = {}
+    for prefix, module in model.named_modules():
+        for name in sorted(getattr(module, "_non_persistent_buffers_set", ())):
+            tensor = module._buffers.get(name)
+            if tensor is not None:
+                found[f"{prefix}.{name}" if prefix else name] = tensor.detach().clone()
+    return found
+
+
+def restore_non_persistent(model: nn.Module, tensors, what: str) -> None:
+    """Put the saved non-persistent buffers back: the module a later process builds may have drawn others."""
+    expected = non_persistent_buffers(model)
+    if not isinstance(tensors, dict) or set(tensors) != set(expected):
+        raise DeployKitError(f"{what} does not fit the module: its non-persistent buffers are "
+                             f"{sorted(tensors) if isinstance(tensors, dict) else type(tensors).__name__}, "
+                             f"the module has {sorted(expected)}")
+    for name, tensor in tensors.items():
+        if not isinstance(tensor, torch.Tensor) or tensor.shape != expected[name].shape:
+            raise DeployKitError(f"{what} does not fit the module: non-persistent buffer {name} has another shape")
+        prefix, _, leaf = name.rpartition(".")
+        module = model.get_submodule(prefix)
+        module._buffers[leaf] = tensor.to(dtype=expected[name].dtype)

@@ -20,6 +20,10 @@ FP32 error is 1.4% of the output range at B=1, where onnxruntime's cosine agains
 implementation can meet it against PyTorch's FP32. A shortfall is rounding when the candidate's distance from
 float64 is within FLOOR_MULTIPLE times PyTorch's own in 1 - cosine, and within 10*log10(FLOOR_MULTIPLE) dB of its
 SNR (both 4x in error amplitude, stricter than the max-abs rule).
+
+The floor excuses only rounding: when PyTorch's own FP32 error is itself a sizeable share of the output's range
+(over MAX_FLOOR_SHARE), the FP32 result is unstable (or the two runs differ for another reason than rounding) and
+nothing is excused: the failure says so. The largest share measured on a correct network is levit_128s's 1.4%.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 _TINY = 1e-12
 FLOOR_MULTIPLE = 16.0  # ONNX's FP32 error may be this many times PyTorch's own, against float64
 NEAR_FLOOR = 100.0  # a failure within this many times the floor is rounding in an ill-conditioned network
+MAX_FLOOR_SHARE = 0.05  # a floor above this share of the float64 output's range excuses nothing
 
 
 def near_floor(outputs) -> float | None:
@@ -99,10 +104,16 @@ def compare_output(name: str, actual: np.ndarray, expected: np.ndarray, toleranc
         failures.append(f"{int(np.size(actual) - np.isfinite(actual).sum())} non-finite values")
     stats = error_stats(actual, expected)
     floor = error64 = None
+    unstable = ""
     if expected64 is not None and expected64.shape == expected.shape:
         truth = expected64.astype(np.float64)
         floor = float(np.abs(expected.astype(np.float64) - truth).max(initial=0.0))
         error64 = float(np.abs(actual.astype(np.float64) - truth).max(initial=0.0))
+        spread = float(np.ptp(truth)) if truth.size else 0.0
+        if not floor <= MAX_FLOOR_SHARE * spread:  # not rounding: excuse nothing, and say why
+            unstable = (f"; PyTorch's own FP32 output is {floor / spread if spread else float('inf'):.0%} of the "
+                        "output range away from float64: unstable, not rounding")
+            floor = None
     if tolerance.atol is not None:
         limit = tolerance.atol + (tolerance.rtol or 0.0) * np.abs(expected.astype(np.float64))
         bad = np.abs(actual.astype(np.float64) - expected.astype(np.float64)) > limit
@@ -111,7 +122,7 @@ def compare_output(name: str, actual: np.ndarray, expected: np.ndarray, toleranc
             beyond = f" and {error64 / floor:.1f}x PyTorch's own FP32 error" if floor else ""
             failures.append(
                 f"{int(bad.sum())}/{bad.size} values beyond atol={tolerance.atol:g} rtol={tolerance.rtol or 0:g} "
-                f"(max abs {stats['max_abs']:.3g}{beyond})"
+                f"(max abs {stats['max_abs']:.3g}{beyond}){unstable}"
             )
     cosine_short = tolerance.cosine_min is not None and stats["cosine"] < tolerance.cosine_min
     snr_short = tolerance.snr_min_db is not None and stats["snr_db"] < tolerance.snr_min_db

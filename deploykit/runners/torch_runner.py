@@ -59,7 +59,9 @@ class TorchRunner(Runner):
         return list(self.recipe.inputs)
 
     def _run(self, flat, feed, dtype=None):
-        tensors = [torch.from_numpy(np.ascontiguousarray(feed[t.name])) for t in self.recipe.inputs]
+        # a copy per run: a forward that changes its input in place (x.mul_(2)) must not change the feed that
+        # the candidate runtime, or the next reference run, receives
+        tensors = [torch.tensor(np.asarray(feed[t.name])) for t in self.recipe.inputs]
         if dtype is not None:
             tensors = [t.to(dtype) for t in tensors]
         with torch.inference_mode():

@@ -36,11 +36,18 @@ def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str =
         recipe, artifact.path(model_file), artifact.reference_model(recipe), backend=backend, precision=precision,
         extra_shapes=extra_shapes, seed=seed, samples=samples,
         static_shape=manifest["export_shape"] if manifest.get("static") else None,
-        export_shape=manifest.get("export_shape"), on_case=on_case,
+        export_shape=manifest.get("export_shape"), on_case=on_case, range_sampled=range_status(manifest) == "sampled",
     )
     if write:
         write_results(artifact.dir, run, force=force)
     return run
+
+
+def range_status(manifest: dict) -> str:
+    """What export's range analysis concluded (guards.py): proved, partitioned, sampled or static."""
+    recorded = manifest.get("checks", {}).get("specialisation", {})
+    analysed = recorded.get("range") if isinstance(recorded, dict) else None
+    return analysed.get("status", "unknown") if isinstance(analysed, dict) else "unknown"
 
 
 def verify_onnx(onnx_path: str | Path, recipe, checkpoint: str | Path | None = None, *, backend: str = "ort-cpu",

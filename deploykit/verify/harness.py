@@ -36,6 +36,7 @@ class VerifyRun:
     errors: dict = field(default_factory=dict, repr=False)  # output -> sampled abs errors (for plots)
     seed: int = 0  # of the off-grid shapes, the samples and the inputs: the run is reproducible from it
     samples: int = 0
+    coverage: str = "sweep"  # or, when export could not prove the range: every declared value of each axis
 
     @property
     def passed(self) -> bool:
@@ -55,14 +56,40 @@ def make_runner(backend: str, model_path: Path):
     return BACKEND_TABLE[backend].runner(model_path)
 
 
+MAX_VALUES_PER_AXIS = 64  # a sampled range is verified at this many values of each axis at most (evenly spaced)
+
+
+def every_value_cases(recipe) -> tuple[list[ShapeCase], str]:
+    """Every declared value of each dynamic axis, the others at opt (up to MAX_VALUES_PER_AXIS per axis):
+    what verify covers when export could not prove the range symbolically."""
+    cases, notes = [], []
+    opt = recipe.case("opt").values
+    for name, spec in recipe.dims.items():
+        grid = spec.allowed()
+        if spec.is_static:
+            continue
+        if len(grid) > MAX_VALUES_PER_AXIS:
+            picks = np.linspace(0, len(grid) - 1, MAX_VALUES_PER_AXIS).round().astype(int)
+            values = sorted({grid[int(i)] for i in picks})
+            notes.append(f"{name} at {len(values)} of its {len(grid)} values")
+        else:
+            values = list(grid)
+            notes.append(f"{name} at all {len(values)}")
+        cases += [ShapeCase(f"every-{name}", {**opt, name: v}) for v in values if v != opt[name]]
+    return cases, "range sampled, not proved at export: " + ", ".join(notes) + " (the others at opt)"
+
+
 def select_cases(recipe, backend: str, static_shape: dict | None, extra: list[dict], seed: int,
-                 samples: int = 0) -> list[ShapeCase]:
+                 samples: int = 0, every_value: bool = False) -> list[ShapeCase]:
     """min, opt, max, two off-grid shapes, the grid's edges (min + step, max - step), ``samples`` more
-    seeded shapes, and the user's ``--shape``s."""
+    seeded shapes, and the user's ``--shape``s; with ``every_value``, every declared value of each axis."""
     if static_shape is not None:
         cases = [ShapeCase("export", dict(static_shape))]
     else:
         cases = recipe.sweep(seed=seed, edges=True, samples=samples)
+        if every_value and backend != "ref":
+            known = {c.key() for c in cases}
+            cases += [c for c in every_value_cases(recipe)[0] if c.key() not in known]
         if backend == "ref":  # the reference evaluator is slow: a second opinion on the smallest shapes
             size = lambda c: sum(int(np.prod(s)) for s in recipe.input_shapes(c).values())  # noqa: E731
             cases = sorted(cases, key=size)[:3]
@@ -75,23 +102,37 @@ def select_cases(recipe, backend: str, static_shape: dict | None, extra: list[di
 
 def run_parity(recipe, model_path: Path, reference, *, backend: str = "ort-cpu", precision: str = "fp32",
                extra_shapes: list[dict] = (), seed: int = 0, samples: int = 0, static_shape: dict | None = None,
-               export_shape: dict | None = None, on_case=None) -> VerifyRun:
-    """Verify ``model_path`` on ``backend`` against the PyTorch ``reference`` over the sweep."""
+               export_shape: dict | None = None, on_case=None, range_sampled: bool = False) -> VerifyRun:
+    """Verify ``model_path`` on ``backend`` against the PyTorch ``reference`` over the sweep (and every declared
+    value of each axis when ``range_sampled``: export could not prove the range, guards.py)."""
     started = time.perf_counter()
     tolerance = recipe.tolerance(precision)
-    cases = select_cases(recipe, backend, static_shape, list(extra_shapes), seed, samples)
+    cases = select_cases(recipe, backend, static_shape, list(extra_shapes), seed, samples, range_sampled)
     notify = (lambda item: on_case(ShapeCase(item.label, item.shape))) if on_case else None
     with make_runner(backend, model_path) as runner, TorchRunner(reference, recipe) as torch_runner:
+        _require_repeatable(torch_runner, recipe, cases[0], seed)
         result = compare_runners(torch_runner, runner, inputs_for(recipe, cases, seed), tolerance, on_case=notify,
                                  keep_errors=True, floor=precision == "fp32")
         runner_info = runner.describe()
     run = VerifyRun(recipe.name, backend, precision, str(model_path), runner_info, asdict(tolerance), result.cases,
                     errors=result.errors, seed=seed, samples=samples)
+    if range_sampled and static_shape is None:
+        run.coverage = every_value_cases(recipe)[1]
     run.diagnosis = _ill_conditioned(run, result)
     if not run.passed:
         run.diagnosis += _diagnose(run, recipe, model_path, reference, backend, precision, export_shape, seed)
     run.seconds = time.perf_counter() - started
     return run
+
+
+def _require_repeatable(torch_runner, recipe, case: ShapeCase, seed: int) -> None:
+    """A reference whose output changes between identical calls cannot judge anything (export/checks.py)."""
+    import torch
+
+    from ..export.checks import require_repeatable
+
+    feed = recipe.make_inputs(case, seed)
+    require_repeatable(torch_runner.flat, lambda: [torch.tensor(feed[t.name]) for t in recipe.inputs], case)
 
 
 ILL_CONDITIONED = 1e-3  # PyTorch's own FP32 error, as a share of an output's range, above which parity says little

@@ -1,0 +1,337 @@
+"""The range analysis: every shape guard of the module, evaluated by deploykit at every declared point.
+
+A trace is one branch of the module's Python control flow. torch.export traces it with one symbol per
+dynamic input axis and records, in its shape environment, each condition on sizes that the branch
+taken depends on (``Ne(s3, 40)`` for ``if x.shape[2] == 40``, ``Ne(Mod(s3, 7), 0)`` for a residue,
+``s0 <= 3`` for a threshold, ``Eq(s0, 2)`` for a cache keyed on the shape). Where every guard holds,
+the module runs the traced branch: the trace is right there. Whether torch.export *raises* on a guard
+depends on how the range was declared (a stepped ``8*Dim`` range records ``8*s != 40`` and returns
+without error), so nothing here reads its silence: the axes are declared ``Dim.AUTO`` (record, never
+raise), the guards are read from the shape environment, and each is evaluated at every point of the
+declared grid of the symbols it names. The grid is finite (min..max in steps), so this is exhaustive,
+and no verdict depends on which shapes a sweep draws.
+
+Where a guard is false, the module takes another branch and the trace may be wrong. Those points are
+few for most guards (``H != 40`` fails at one value): up to ``MAX_CHECK_POINTS`` of them, the export is
+compared with PyTorch at each (the other axes at the example's values) and accepted only if it matches
+everywhere, with the points named in the manifest ("partitioned"); more, and the export is refused in
+one line naming the user's source line, the guard in the recipe's axis names and a declared value where
+it fails. torch.export assumes every dynamic size is at least 2, so a declared size of 1 is checked
+the same way.
+
+When torch.export cannot trace the module (detectors with data-dependent output sizes, unsupported
+Python), the range is "sampled, not proved": the manifest says so and verify then covers every declared
+value of each dynamic axis (verify/harness.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy
+import torch
+
+from ..errors import first_line
+from ..recipe.shapes import DimExpr, ShapeCase, describe_values
+from .specialise import Site, cut, is_user_file, refuse
+
+MAX_CHECK_POINTS = 64  # declared points where a guard is false that export may check one by one
+_MAX_GRID = 1_000_000  # points per guard evaluated (vectorised); a wider guard leaves the range sampled
+_SOURCE = re.compile(r"L\['inputs'\]\[(\d+)\]\.size\(\)\[(\d+)\]")
+
+# torch's sympy functions (torch/utils/_sympy/functions.py) on numpy int64 arrays, for lambdify
+_NUMPY_FUNCTIONS = {
+    "FloorDiv": np.floor_divide, "CleanDiv": np.floor_divide, "IntTrueDiv": np.true_divide,
+    "FloatTrueDiv": np.true_divide, "CeilDiv": lambda a, b: -np.floor_divide(-a, b),
+    "PythonMod": np.mod, "Mod": np.mod, "ModularIndexing": lambda x, d, m: np.mod(np.floor_divide(x, d), m),
+    "TruncToInt": np.trunc, "FloorToInt": np.floor, "CeilToInt": np.ceil, "Identity": lambda x: x,
+    "ToFloat": lambda x: np.asarray(x, dtype=np.float64), "PowByNatural": np.power, "Max": np.maximum,
+    "Min": np.minimum,
+}
+
+
+@dataclass(frozen=True)
+class Guard:
+    """One recorded guard that is false somewhere in the declared range."""
+
+    text: str  # in the recipe's axis names: "H != 40"
+    site: Site | None
+    failing: tuple  # declared points (dicts of recipe symbols) where it is false, up to MAX_CHECK_POINTS + 1
+
+    @property
+    def in_torch(self) -> bool:
+        """Recorded inside torch's operators (a Linear's matmul over the axis), not by a line of the user's."""
+        return self.site is not None and not is_user_file(self.site.file)
+
+    def describe(self) -> str:
+        if self.in_torch:
+            return (f"`{self.text}` (the module fixes a size: an operator's weights fix the axis, e.g. a Linear over "
+                    f"it; recorded at {self.site.file.rsplit('site-packages/', 1)[-1]}:{self.site.line})")
+        return f"`{self.text}`" + (f" at {self.site.describe()}" if self.site else "")
+
+
+@dataclass
+class RangeAnalysis:
+    """What the analysis concluded, for export's checks and the manifest."""
+
+    status: str  # proved | partitioned | sampled | static
+    detail: str
+    guards: int = 0
+    violated: list[Guard] = field(default_factory=list)
+    check_cases: list[ShapeCase] = field(default_factory=list)  # where the export must be compared too
+    random_ops: list[str] = field(default_factory=list)  # random ops in the traced graph, with the user's line
+
+    def as_dict(self) -> dict:
+        return {"status": self.status, "detail": self.detail, "guards_evaluated": self.guards,
+                "violated": [g.describe() for g in self.violated],
+                "checked_points": [c.values for c in self.check_cases]}
+
+    def guarded(self, values: dict) -> bool:
+        """Whether a recorded guard is false at ``values``: the module takes another branch there."""
+        return any(all(values.get(k) == v for k, v in point.items()) for g in self.violated for point in g.failing)
+
+    def refusal(self, case: ShapeCase, failure: str) -> str:
+        """The one line when the export differs from PyTorch at ``case``, a point where a guard is false."""
+        guard = next((g for g in self.violated if any(all(case.values.get(k) == v for k, v in p.items())
+                                                     for p in g.failing)), None) if self.guarded(case.values) else None
+        if guard is None:  # a size of 1, which torch.export assumed away
+            return (f"the trace is specialised to its example shape (it assumes every dynamic size is at least 2): "
+                    f"it differs from PyTorch at {case.describe()} ({failure}); "
+                    "declare the axis from 2, or make the code size-1 safe")
+        return (f"the trace is specialised to its example shape: it holds only where {guard.describe()}, and "
+                f"at {case.describe()} (declared) it differs from PyTorch ({cut(failure, 120)}); "
+                "make the code shape-independent (tensor ops such as torch.where), narrow the declared range, "
+                "or declare the axis static")
+
+
+    def dynamo_refusal(self) -> str:
+        """The dynamo exporter narrows a range to where its guards hold, silently (TOOLCHAIN.md): with a
+        guard false at a declared point it is not used."""
+        guard = self.violated[0]
+        return (f"the trace is specialised to its example shape: it holds only where {guard.describe()}, false at "
+                f"{describe_values(guard.failing[0])} (declared), and the dynamo exporter would narrow the range to "
+                "where it holds; make the code shape-independent (tensor ops such as torch.where), narrow the "
+                "declared range, or declare the axis static")
+
+
+def dynamic_axes_auto(recipe) -> dict:
+    """torch.export's dynamic_shapes for FlatIO(*inputs): ``Dim.AUTO`` on every dynamic input axis."""
+    shapes = []
+    for tensor in recipe.inputs:
+        shapes.append({axis: torch.export.Dim.AUTO for axis, dim in enumerate(tensor.shape)
+                       if isinstance(dim, DimExpr) and not recipe.dims[dim.symbol].is_static})
+    return {"inputs": tuple(shapes)}
+
+
+def _private_copy(flat):
+    """A copy to trace: torch.export runs forward with symbolic sizes, and a module that caches on its
+    input shape (a detection head's anchors) would keep symbolic values in the user's own module."""
+    try:
+        return copy.deepcopy(flat)
+    except Exception:  # a module that cannot be copied is traced as it is
+        return flat
+
+
+def _shape_env(program):
+    for node in program.graph.nodes:
+        value = node.meta.get("val")
+        mode = getattr(value, "fake_mode", None)
+        if mode is not None and getattr(mode, "shape_env", None) is not None:
+            return mode.shape_env
+    return None
+
+
+def _data_dependent(exc: Exception) -> bool:
+    return "data-dependent" in str(exc) or type(exc).__name__ in (
+        "GuardOnDataDependentSymNode", "DataDependentOutputException", "DynamicOutputShapeException")
+
+
+def analyse_range(flat, recipe, example: list[torch.Tensor], example_case: ShapeCase) -> RangeAnalysis:
+    """Trace with torch.export and evaluate its every guard over the declared grid (the module docstring).
+
+    ExportRefused for a data-dependent branch, or for a guard that fails at more declared points than
+    export may check one by one."""
+    from ..environment import quiet
+
+    dynamic = [n for n, d in recipe.dims.items() if not d.is_static]
+    if not dynamic:
+        return RangeAnalysis("static", "every axis is static")
+    try:
+        with quiet(stderr=True), torch.no_grad():
+            program = torch.export.export(_private_copy(flat).eval(), tuple(example),
+                                          dynamic_shapes=dynamic_axes_auto(recipe), strict=False)
+    except Exception as exc:  # torch.export raises many types; only a branch on data is a verdict
+        if _data_dependent(exc):
+            from ..errors import _user_frame
+
+            line = re.match(r" at (.*):(\d+)$", _user_frame(exc.__traceback__))
+            refuse("data", "specialised to its example data", [Site(line.group(1), int(line.group(2)), "")]
+                   if line else [], first_line(exc))
+        return RangeAnalysis("sampled", "range sampled, not proved: torch.export could not trace the module "
+                             f"({type(exc).__name__}: {cut(first_line(exc), 160)})")
+    env = _shape_env(program)
+    if env is None:
+        return RangeAnalysis("sampled", "range sampled, not proved: torch.export recorded no shape environment")
+    analysis = _evaluate(env, recipe, example_case)
+    analysis.random_ops = _random_ops(program)
+    return analysis
+
+
+def _random_ops(program) -> list[str]:
+    """``aten.rand_like at net.py:12``: the random ops of the traced graph, to name a forward that is not repeatable."""
+    found = []
+    for node in program.graph.nodes:
+        name = str(node.target)
+        if node.op == "call_function" and any(k in name for k in ("rand", "normal", "bernoulli", "dropout",
+                                                                    "multinomial", "uniform", "exponential")):
+            lines = re.findall(r'File "([^"]+)", line (\d+)', node.meta.get("stack_trace") or "")
+            found.append(f"{name.split('.default')[0]}" + (f" at {lines[-1][0]}:{lines[-1][1]}" if lines else ""))
+    return found
+
+
+def _axes(env, recipe) -> dict:
+    """torch.export's size symbols -> the recipe's expression for the input axis each one stands for."""
+    axes = {}
+    for symbol, sources in env.var_to_sources.items():
+        for source in sources:
+            match = _SOURCE.search(source.name if isinstance(source.name, str) else source.name())
+            if match:
+                dim = recipe.inputs[int(match.group(1))].shape[int(match.group(2))]
+                if isinstance(dim, DimExpr):
+                    axes[symbol] = dim
+                    break
+    return axes
+
+
+def _recorded(env) -> list[tuple[sympy.Basic, Site | None]]:
+    """Every guard and runtime assert in the shape environment, and every replacement (an equality the
+    trace assumed), with the user's line where torch recorded one."""
+    found = []
+    for guard in env.guards:
+        found.append((guard.expr, _site(guard.sloc)))
+    for asserts in env.deferred_runtime_asserts.values():
+        found.extend((a.expr, None) for a in asserts)
+    for symbol, value in env.replacements.items():
+        found.append((sympy.Eq(symbol, value), None))
+    unique: dict = {}
+    for expr, site in found:
+        if expr not in unique or unique[expr] is None:
+            unique[expr] = site
+    return list(unique.items())
+
+
+def _site(sloc) -> Site | None:
+    frame = getattr(sloc, "maybe_user_loc", None) or getattr(sloc, "framework_loc", None)
+    if hasattr(frame, "filename") and hasattr(frame, "lineno"):
+        return Site(frame.filename, int(frame.lineno), "")
+    match = re.match(r"(.*):(\d+)", str(frame or ""))
+    return Site(match.group(1), int(match.group(2)), "") if match else None
+
+
+def _evaluate(env, recipe, example_case: ShapeCase) -> RangeAnalysis:
+    axes = _axes(env, recipe)
+    recorded = _recorded(env)
+    violated, unevaluated = [], []
+    for expr, site in recorded:
+        symbols = sorted(expr.free_symbols, key=str)
+        if not symbols:
+            continue
+        if any(s not in axes for s in symbols):  # a data (unbacked) symbol: torch.export raised for branches on it
+            continue
+        failing = _failing_points(expr, symbols, axes, recipe)
+        if failing is None:
+            unevaluated.append(expr)
+        elif failing:
+            named = expr.xreplace({s: sympy.Symbol(axes[s].text) for s in symbols})
+            violated.append(Guard(_python(named), site or _same_line_site(recorded, expr), tuple(failing)))
+    points = _size_one_points(recipe, example_case)
+    for guard in violated:
+        points.extend(guard.failing)
+    cases = _check_cases(points, example_case)
+    if violated and len(cases) > MAX_CHECK_POINTS:
+        guard = max(violated, key=lambda g: len(g.failing))
+        refuse("shape", "specialised to its example shape", [guard.site] if guard.site else [],
+               f"it holds only where `{guard.text}`, which is false at "
+               f"{'more than ' if len(guard.failing) > MAX_CHECK_POINTS else ''}{len(guard.failing)} declared "
+               f"values, e.g. {describe_values(guard.failing[0])}")
+    checked = f"{len(recorded)} guard(s) evaluated at every declared value of the symbols they name"
+    if unevaluated:
+        return RangeAnalysis("sampled", f"range sampled, not proved: {len(unevaluated)} guard(s) span more than "
+                             f"{_MAX_GRID} declared points (e.g. `{_python(unevaluated[0])}`)", len(recorded),
+                             violated, cases)
+    if violated:
+        return RangeAnalysis("partitioned", f"{checked}; {len(violated)} false somewhere: the export is compared "
+                             f"with PyTorch at each of those {len(cases)} declared point(s)", len(recorded),
+                             violated, cases)
+    return RangeAnalysis("proved", checked + (f"; size 1 checked at {len(cases)} point(s)" if cases else ""),
+                         len(recorded), [], cases)
+
+
+def _same_line_site(recorded, expr) -> Site | None:
+    """A replacement records no line; the guard that made it (``Eq(s0, 2)``) does."""
+    return next((site for other, site in recorded if site is not None and other.free_symbols & expr.free_symbols
+                 and isinstance(other, sympy.Eq)), None)
+
+
+def _python(expr) -> str:
+    from torch.utils._sympy.printers import PythonPrinter
+
+    try:
+        return PythonPrinter().doprint(expr)
+    except Exception:  # a printer gap never hides a guard: sympy's own form
+        return str(expr)
+
+
+def _failing_points(expr, symbols, axes: dict, recipe) -> list[dict] | None:
+    """The declared points (values of the recipe symbols ``expr`` names) where it is false: at most
+    MAX_CHECK_POINTS + 1 of them; None when the grid is too large to evaluate."""
+    names = sorted({axes[s].symbol for s in symbols})
+    grids = [recipe.dims[n].allowed() for n in names]
+    size = int(np.prod([len(g) for g in grids], dtype=np.float64))
+    if size > _MAX_GRID:
+        return None
+    mesh = np.meshgrid(*[np.asarray(g, dtype=np.int64) for g in grids], indexing="ij")
+    columns = {n: m.ravel() for n, m in zip(names, mesh)}
+    values = [columns[axes[s].symbol] * axes[s].scale.numerator // axes[s].scale.denominator for s in symbols]
+    holds = _vectorised(expr, symbols, values)
+    if holds is None:  # lambdify could not express it: one point at a time
+        holds = np.array([_holds(expr, symbols, [int(v[i]) for v in values]) for i in range(size)])
+    bad = np.flatnonzero(~holds)[:MAX_CHECK_POINTS + 1]
+    return [{n: int(columns[n][i]) for n in names} for i in bad]
+
+
+def _vectorised(expr, symbols, values) -> np.ndarray | None:
+    try:
+        function = sympy.lambdify(symbols, expr, modules=[_NUMPY_FUNCTIONS, "numpy"])
+        holds = np.broadcast_to(np.asarray(function(*values), dtype=bool), values[0].shape)
+    except Exception:  # an unknown function or a type numpy refuses: evaluated point by point instead
+        return None
+    # the printer is trusted only where it agrees with sympy itself (first, last, and first failing point)
+    probes = {0, len(holds) - 1, *np.flatnonzero(~holds)[:1].tolist()}
+    if any(bool(holds[i]) != _holds(expr, symbols, [int(v[i]) for v in values]) for i in probes):
+        return None
+    return holds
+
+
+def _holds(expr, symbols, point: list[int]) -> bool:
+    return bool(expr.xreplace({s: sympy.Integer(v) for s, v in zip(symbols, point)}))
+
+
+def _size_one_points(recipe, example_case: ShapeCase) -> list[dict]:
+    """torch.export assumes each dynamic size is >= 2: a declared 1 is checked by running it."""
+    return [{n: 1} for n, d in recipe.dims.items() if not d.is_static and 1 in d.allowed()
+            and example_case.values[n] != 1]
+
+
+def _check_cases(points: list[dict], example_case: ShapeCase) -> list[ShapeCase]:
+    """Each point, the other symbols at the example's values (where every other guard holds)."""
+    unique: dict[tuple, ShapeCase] = {}
+    for point in points:
+        case = ShapeCase("guard", {**example_case.values, **point})
+        if case.values != example_case.values:
+            unique.setdefault(case.key(), case)
+    return list(itertools.islice(unique.values(), MAX_CHECK_POINTS + 1))

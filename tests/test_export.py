@@ -70,7 +70,7 @@ def test_dynamic_axis_that_comes_out_static_is_refused_with_the_axis(tmp_path):
     recipe = load_recipe(_write(tmp_path, "time_mix.toml", TIME_MIX_RECIPE))
     # dynamo would write T as 12 (its Linear fixes it): the range analysis refuses before it does
     with pytest.raises(ExportRefused, match=r"specialised to its example shape: it holds only where `T == 12` "
-                                            r"\(the module fixes a size.*false at T=\d+ \(declared\)"):
+                                            r"\(recorded inside torch.*a Linear's weights fix the axis\), false at T=\d+ \(declared\)"):
         export_onnx(recipe, tmp_path / "out", exporter="dynamo")
     # and an ONNX whose declared-dynamic axis is a number is refused by the dims check, whoever wrote it
     static = onnx.helper.make_model(onnx.helper.make_graph(

@@ -69,8 +69,8 @@ class Guard:
 
     def describe(self) -> str:
         if self.in_torch:
-            return (f"`{self.text}` (the module fixes a size: an operator's weights fix the axis, e.g. a Linear over "
-                    f"it; recorded at {self.site.file.rsplit('site-packages/', 1)[-1]}:{self.site.line})")
+            return (f"`{self.text}` (recorded inside torch, at {self.site.file.rsplit('site-packages/', 1)[-1]}:"
+                    f"{self.site.line}: an operator depends on this size, e.g. a Linear's weights fix the axis)")
         return f"`{self.text}`" + (f" at {self.site.describe()}" if self.site else "")
 
 

@@ -101,8 +101,15 @@ def main():
 
 
 def run():  # console-script entry point
+    from ..guard import exit_now_if_threads_linger
+
     try:
         main(standalone_mode=True)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except SystemExit as exc:
+        # the work is done: a thread the user's module started must not keep the process alive
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        exit_now_if_threads_linger(code)
+        raise

@@ -170,9 +170,11 @@ def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simp
     nodes["final"] = len(chosen.graph.node)
 
     step("writing the artifact")
-    if state_dict_bytes(model) != weights_bytes:  # tracing in training mode would move BatchNorm statistics
-        raise DeployKitError("the module's weights changed during export (a deploykit bug: please report it); "
-                             "nothing was written")
+    if state_dict_bytes(model) != weights_bytes:
+        # deploykit runs the forward in eval mode under no_grad: what moves the weights is the forward's own code
+        raise UserCodeError("the module's forward changed its own parameters or buffers while deploykit ran it "
+                            "(in eval mode, without gradients): the exported graph would not match weights.pt; make "
+                            "forward leave the module's state as it is; nothing was written")
     graph_io = {v.name: dims_of(v) for v in (*chosen.graph.input, *chosen.graph.output)}
     manifest = {
         "format": MANIFEST_FORMAT,

@@ -75,7 +75,7 @@ def command(artifact_dirs, host, port, grpc_port, no_grpc, batching, max_batch, 
       deploykit serve artifacts/cbam artifacts/fpn --port 8080 --grpc-port 8081 --backend ort-cpu
       deploykit serve artifacts/composite --no-batching
     \b
-      # then, in Python (pip install "tritonclient[http]"):
+      # then, in Python (pip install 'deploykit[serve]' installs the client):
       import numpy as np, tritonclient.http as http
       client = http.InferenceServerClient("127.0.0.1:8000")
       x = http.InferInput("x", [1, 64, 32, 32], "FP32")

@@ -12,6 +12,7 @@ Exporter chatter never reaches the terminal: it goes to export.log next to the a
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import time
@@ -103,6 +104,7 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
     opset = recipe.opset if opset is None else opset
     if not 13 <= opset <= 23:
         raise DeployKitError(f"opset {opset} is not supported (use 13..23; the recipe's default is {recipe.opset})")
+    created = not (Path(out_dir) / recipe.name).exists()
     folder = ensure_dir(Path(out_dir) / recipe.name)
     recover(folder)  # finish or discard a write a crash interrupted, before judging what is there
     known = _existing_hashes(folder)
@@ -128,6 +130,10 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
         log.failure(exc)
         log.write()
         raise
+    finally:
+        if created:  # a refused export leaves no empty folder (rmdir removes only an empty one: nothing published)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simplify, static, rewrites, checkpoint,

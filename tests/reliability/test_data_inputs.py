@@ -128,14 +128,17 @@ IMAGE_REFUSALS = {
 
 
 @pytest.mark.parametrize("case", list(IMAGE_REFUSALS))
-def test_images_without_a_real_range_are_refused_in_one_line(rgb, tmp_path, tmp_path_factory, case):
-    write, text = IMAGE_REFUSALS[case]
-    data = tmp_path / "images"
+def test_images_without_a_real_range_are_refused_in_one_line(rgb, tmp_path, case):
+    _refused(rgb, tmp_path / "images", *IMAGE_REFUSALS[case])
+
+
+def _refused(artifact, data, write, text):
+    """calibrate on the file ``write`` puts in ``data``: one line, and neither the artifact nor the data changed."""
     data.mkdir()
     write(data)
-    before, inputs = tree(rgb), tree(data)
-    assert_one_line_error(_calibrate(rgb, data), text)
-    assert tree(rgb) == before and tree(data) == inputs
+    before, inputs = tree(artifact), tree(data)
+    assert_one_line_error(_calibrate(artifact, data), text)
+    assert tree(artifact) == before and tree(data) == inputs
 
 
 @pytest.fixture
@@ -186,13 +189,7 @@ ARRAY_REFUSALS = {
 
 @pytest.mark.parametrize("case", list(ARRAY_REFUSALS))
 def test_arrays_whose_headers_lie_are_one_line(cbam, tmp_path, case):
-    write, text = ARRAY_REFUSALS[case]
-    data = tmp_path / "arrays"
-    data.mkdir()
-    write(data)
-    before, inputs = tree(cbam), tree(data)
-    assert_one_line_error(_calibrate(cbam, data), text)
-    assert tree(cbam) == before and tree(data) == inputs
+    _refused(cbam, tmp_path / "arrays", *ARRAY_REFUSALS[case])
 
 
 def test_a_good_npy_beside_the_checks_still_loads(cbam, tmp_path):

@@ -140,7 +140,7 @@ def test_every_install_hint_names_an_extra_that_exists():
 
 
 def test_package_triton_without_tritonclient_names_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "tritonclient.grpc.model_config_pb2", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "tritonclient.grpc", None)  # as if not installed (even if imported before)
     result = cli("package", "net", "--triton", "repo")
     assert_one_line_error(result, "pip install 'deploykit[triton]'")
 

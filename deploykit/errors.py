@@ -64,6 +64,8 @@ def at_declared_shape(what: str):
         with user_code(what):
             yield
     except UserCodeError as exc:
+        if exc.__cause__ is None:  # the guard's own (a time limit, an exit): not about the shape
+            raise
         raise UserCodeError(f"{exc}; the module does not run at every declared shape: if its input size is fixed, "
                             "declare those axes static (--dim SYM=N), or build it for dynamic sizes") from exc.__cause__
 
@@ -72,11 +74,18 @@ def at_declared_shape(what: str):
 def user_code(what: str):
     """Run a piece of the user's code; any exception it raises becomes one UserCodeError line naming
     ``what`` (e.g. "the factory mypkg.nets:make_block" or "the module's forward at B=2 H=37 W=53") and the
-    user's source line. DeployKitErrors pass through unchanged; so do KeyboardInterrupt and SystemExit."""
+    user's source line. DeployKitErrors and KeyboardInterrupt pass through unchanged; SystemExit (the user's
+    ``sys.exit``) is an error too: it would otherwise end deploykit with the user's code and nothing written."""
+    from .guard import no_os_exit
+
     try:
-        yield
+        with no_os_exit():
+            yield
     except DeployKitError:
         raise
+    except SystemExit as exc:
+        raise UserCodeError(f"{what} called sys.exit({exc.code!r}){_user_frame(exc.__traceback__)}; "
+                            "deploykit stopped instead of exiting") from None
     except Exception as exc:  # anything the user's code raises is theirs to fix: one line, not a traceback
         raise UserCodeError(f"{what} raised {type(exc).__name__}: {first_line(exc)}{_user_frame(exc.__traceback__)}") from exc
 

@@ -6,18 +6,38 @@ user's umask); this module keeps the one-file helpers, hashing, JSON and the ove
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
+import os
 import re
+import stat
 from pathlib import Path
 
 from .errors import DeployKitError, first_line
 
 
+def open_regular(path: str | Path):
+    """``path`` opened for reading if it is a regular file, else one line. O_NONBLOCK: opening a FIFO
+    for reading waits for a writer for ever (an export.log replaced by a FIFO hung export)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket or a FIFO opened without blocking
+            raise DeployKitError(f"{path} is not a regular file; remove it or choose another folder") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DeployKitError(f"{path} is not a regular file (a FIFO, a device or a folder); remove it or "
+                             "choose another folder")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import DeployKitError, first_line
 from ..recipe.feeds import FeedError, feed_symbols
 from ..recipe.shapes import ShapeCase, allowed_values
+from .arrays import check_array_file
 from .images import IMAGE_SUFFIXES, ImagePreprocessing, read_image
 
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -221,6 +222,10 @@ class ArrayData(CalibrationData):
 
     def _load(self, file: Path) -> Feed:
         names = [t.name for t in self.recipe.inputs]
+        try:
+            check_array_file(file)
+        except DeployKitError as exc:
+            raise CalibrationDataError(str(exc)) from None
         try:
             if file.suffix == ".npy":
                 if len(names) != 1:

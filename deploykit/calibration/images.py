@@ -2,6 +2,13 @@
 
 read -> colour (RGB, BGR or GRAY) -> bilinear resize to (H, W) -> ``* scale`` -> ``(x - mean) / std``
 per channel -> NCHW or NHWC. Pillow does the decoding and resizing (it comes with matplotlib).
+
+Pixel values are on the 8-bit scale (0..255) whatever the file's depth, so one recipe's ``scale``
+fits every file: 16-bit images (Pillow's ``I;16`` modes) keep their full range, scaled by 255/65535
+(Pillow's own convert("L") clips them: a 16-bit PNG became all 255). 32-bit integer and float images
+(modes ``I`` and ``F``, e.g. TIFFs) carry no range to scale from: they are refused in one line (float
+ones became all 0, int32 ones all 255), as are LAB and HSV images and images past Pillow's
+decompression-bomb limit.
 """
 
 from __future__ import annotations
@@ -9,12 +16,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import warnings
+
 import numpy as np
 
 from ..errors import DeployKitError, first_line
 from ..recipe.shapes import resolve_shape
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+NO_RANGE = {"I": "32-bit integer", "F": "32-bit float"}
+
+
+OTHER_SPACES = ("LAB", "HSV")  # Pillow's convert("RGB") copies their channels as if they were R, G, B
+
+
+def _check_mode(path: Path, mode: str) -> None:
+    if mode in OTHER_SPACES:
+        raise DeployKitError(f"{path}: a {mode} image: Pillow does not convert its colour space to RGB; save it "
+                             "as RGB or greyscale")
+    if mode in NO_RANGE:
+        raise DeployKitError(f"{path}: a {NO_RANGE[mode]} image (Pillow mode {mode}) has no range to scale from: "
+                             "save it as an 8- or 16-bit image, or calibrate with .npy/.npz arrays of the model's "
+                             "input values")
+
+
+def _open(path: Path):
+    """Pillow's image, with its decompression-bomb warning (> 89 M pixels) an error like its > 179 M one."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return Image.open(path)
 
 
 @dataclass(frozen=True)
@@ -68,9 +100,11 @@ class ImagePreprocessing:
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with Image.open(path) as image:
+            with _open(path) as image:
+                _check_mode(path, image.mode)
                 image.verify()
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning) as exc:
             why = first_line(exc)
             raise DeployKitError(f"{path}: cannot read image: {why}") from None
 
@@ -80,18 +114,35 @@ def read_image(path: Path, prep: ImagePreprocessing) -> np.ndarray:
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            image = image.convert("L" if prep.color == "GRAY" else "RGB")
-            height, width = prep.size
-            image = image.resize((width, height), Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.float32)
-    except OSError as exc:
+        with _open(path) as image:
+            pixels = _pixels(path, image, prep)
+    except (OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DeployKitError(f"{path}: cannot read image: {first_line(exc)}") from None
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
+    if pixels.shape[2] == 1 and prep.color != "GRAY":
+        pixels = np.repeat(pixels, 3, axis=2)  # a 16-bit grey image for an RGB model: as convert("RGB") would
     if prep.color == "BGR":
         pixels = pixels[:, :, ::-1]
     pixels = (pixels * prep.scale - np.asarray(prep.mean, np.float32)) / np.asarray(prep.std, np.float32)
     if prep.layout == "NCHW":
         pixels = pixels.transpose(2, 0, 1)
     return np.ascontiguousarray(pixels, dtype=np.float32)
+
+
+def _pixels(path: Path, image, prep: ImagePreprocessing) -> np.ndarray:
+    """The image resized to ``prep.size``, as float32 on the 8-bit scale (H, W) or (H, W, C)."""
+    from PIL import Image
+
+    _check_mode(path, image.mode)
+    height, width = prep.size
+    if image.mode.startswith("I;16"):  # 0..65535: resized as float ("F"), so no bit of depth is lost
+        values = np.asarray(image, dtype=np.float32) * np.float32(255 / 65535)
+        return np.asarray(Image.fromarray(values, "F").resize((width, height), Image.Resampling.BILINEAR))
+    target = "L" if prep.color == "GRAY" else "RGB"
+    try:
+        image = image.convert(target)
+    except ValueError as exc:  # e.g. LAB or HSV to L
+        raise DeployKitError(f"{path}: Pillow cannot convert a mode {image.mode} image to {target}: "
+                             f"{first_line(exc)}") from None
+    return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)

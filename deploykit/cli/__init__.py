@@ -29,6 +29,20 @@ _COMMANDS = {
 # A full disk, a quota, a read-only filesystem: the machine's state, not a deploykit bug, wherever it happens
 # (deploykit's own writes already say so in one line; this covers libraries writing temporary files).
 _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+# a path the system refuses as given (4088 characters, a symlink loop): the user's input, one line
+_PATH_ERRNOS = {errno.ENAMETOOLONG, errno.ELOOP}
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line for an OSError of the machine's state: the file when known, else where libraries write."""
+    import tempfile
+
+    if exc.filename:
+        name = str(exc.filename)
+        where = (name if len(name) <= 160 else f"{name[:80]}...{name[-60:]} ({len(name)} characters)") + ": "
+        return f"{where}{exc.strerror}"
+    # no file named: a library's temporary file (onnxruntime, torch, onnxsim write there), or a pipe
+    return f"{exc.strerror} (no file named: most likely the temporary folder {tempfile.gettempdir()}, set by TMPDIR)"
 
 
 class LazyGroup(click.Group):
@@ -59,10 +73,9 @@ class LazyGroup(click.Group):
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except OSError as exc:
-            if exc.errno not in _ENVIRONMENT_ERRNOS:
+            if exc.errno not in _ENVIRONMENT_ERRNOS | _PATH_ERRNOS:
                 raise  # anything else from the OS is a bug here: keep its traceback
-            where = f"{exc.filename}: " if exc.filename else ""
-            click.echo(f"error: {where}{exc.strerror}", err=True)
+            click.echo(f"error: {_os_error_line(exc)}", err=True)
             ctx.exit(2)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
@@ -101,8 +114,20 @@ def main():
 
 
 def run():  # console-script entry point
+    from ..guard import exit_now_if_threads_linger
+
+    for stream in (sys.stdout, sys.stderr):
+        # a folder name the locale cannot encode (PYTHONIOENCODING=ascii, a Latin-1 terminal) must not turn
+        # an output line into a UnicodeEncodeError traceback: it is printed with backslash escapes instead
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         main(standalone_mode=True)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except SystemExit as exc:
+        # the work is done: a thread the user's module started must not keep the process alive
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        exit_now_if_threads_linger(code)
+        raise

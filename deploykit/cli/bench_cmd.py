@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import RecipeErrors
+from ..errors import DeployKitError, RecipeErrors
 from .common import select_recipes, spinner, console, echo_json, json_option, out_option, recipes_option
 
 
@@ -87,6 +87,17 @@ def command(names, all_, backends_text, shapes, batch_text, warmup, iters, round
             _print_profiles(data["results"], {r.name: r for r in recipes}, out_dir, threads)
     if errors:
         raise SystemExit(2)
+    _check_ran(rows)
+
+
+def _check_ran(rows) -> None:
+    """A run in which a backend failed, or none ran, is not a benchmark: non-zero, with the first reason."""
+    failed = [r for r in rows if r.status == "failed"]
+    if rows and not any(r.status == "ok" for r in rows):
+        first = (failed or rows)[0]
+        raise DeployKitError(f"no backend ran: {first.target}: {first.reason}")
+    if failed:
+        raise DeployKitError(f"{len(failed)} of {len(rows)} runs failed: {failed[0].target}: {failed[0].reason}")
 
 
 def _fmt(value, spec=".3f"):

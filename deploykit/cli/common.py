@@ -18,6 +18,19 @@ out_option = click.option(
     "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts"),
     show_default=True, help="Artifact folder: one sub-folder per recipe.",
 )
+
+
+def _set_forward_timeout(ctx, param, value):
+    from ..guard import set_forward_timeout
+
+    set_forward_timeout(value)
+    return value
+
+
+forward_timeout_option = click.option(
+    "--forward-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True, metavar="SECONDS",
+    expose_value=False, callback=_set_forward_timeout,
+    help="Time limit for one call of the module's forward (0: none); past it, one line and exit 3.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of tables.")
 
 

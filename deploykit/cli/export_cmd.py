@@ -8,7 +8,7 @@ import click
 
 from ..errors import DeployKitError, RecipeErrors
 from ..export import EXPORTER_CHOICES, export_onnx
-from .common import console, echo_json, json_option, out_option, recipes_option, select_recipes
+from .common import forward_timeout_option, console, echo_json, json_option, out_option, recipes_option, select_recipes
 
 
 @click.command("export")
@@ -42,6 +42,7 @@ from .common import console, echo_json, json_option, out_option, recipes_option,
 @click.option("--no-optimize", is_flag=True,
               help="Skip the exact onnxruntime graph optimizations (shape-arithmetic folding, CSE) after simplify.")
 @click.option("--force", is_flag=True, help="Overwrite files deploykit did not write (or that changed since).")
+@forward_timeout_option
 @recipes_option
 @json_option
 def command(names, all_, module, inputs, dims, args_json, name, call, recipe_path, checkpoint, opset, exporter,

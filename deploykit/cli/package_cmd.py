@@ -67,6 +67,13 @@ def command(name, repo_dir, kserve_dir, storage_uri, image, namespace, service_n
     from ..errors import DeployKitError
     from ..serve.triton import package_triton
 
+    if repo_dir is not None:
+        try:  # checked here so the hint names deploykit's extra, as the README does
+            from tritonclient.grpc import model_config_pb2  # noqa: F401
+        except (ImportError, RuntimeError):  # tritonclient raises RuntimeError when its grpc part is missing
+            raise DeployKitError("package --triton needs tritonclient's model-config protobuf: "
+                                 "pip install 'deploykit[triton]'") from None
+
     if repo_dir is None and kserve_dir is None:
         raise DeployKitError("say where to package: --triton REPO and/or --kserve DIR")
     options = dict(backend=backend, max_batch=max_batch, dynamic_batching=dynamic_batching,

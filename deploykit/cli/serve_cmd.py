@@ -47,10 +47,18 @@ def _is_loopback(host: str) -> bool:
               help="Requests in flight (per protocol); beyond it HTTP answers 503, gRPC RESOURCE_EXHAUSTED.")
 @click.option("--read-timeout", type=click.FloatRange(min=0.05), default=10.0, show_default=True,
               help="Seconds without a byte of a request's headers or body before the server answers 408 and closes.")
+@click.option("--body-timeout", type=click.FloatRange(min=0.05), default=60.0, show_default=True,
+              help="Seconds for a request's whole body to arrive, however it trickles in; then 408.")
+@click.option("--max-client-concurrency", type=click.IntRange(1), default=None,
+              help="HTTP requests in flight from one client address (default: half of --max-concurrency); "
+                   "beyond it 503, so one client cannot hold every slot.")
+@click.option("--max-json-mb", type=click.FloatRange(min=0.001), default=16.0, show_default=True,
+              help="Largest JSON text per request (JSON costs ~11x its size to parse); send bigger tensors "
+                   "as binary data. Bigger ones get 413.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True)
 def command(artifact_dirs, host, port, grpc_port, no_grpc, batching, max_batch, max_delay_ms, backend, workers,
-            max_body_mb, max_concurrency, read_timeout, log_level):
+            max_body_mb, max_concurrency, read_timeout, body_timeout, max_client_concurrency, max_json_mb, log_level):
     """Serve artifacts over HTTP and gRPC with the KServe v2 inference protocol.
 
     \b
@@ -67,7 +75,7 @@ def command(artifact_dirs, host, port, grpc_port, no_grpc, batching, max_batch, 
       deploykit serve artifacts/cbam artifacts/fpn --port 8080 --grpc-port 8081 --backend ort-cpu
       deploykit serve artifacts/composite --no-batching
     \b
-      # then, in Python (pip install "tritonclient[http]"):
+      # then, in Python (pip install 'deploykit[serve]' installs the client):
       import numpy as np, tritonclient.http as http
       client = http.InferenceServerClient("127.0.0.1:8000")
       x = http.InferInput("x", [1, 64, 32, 32], "FP32")
@@ -119,6 +127,8 @@ def command(artifact_dirs, host, port, grpc_port, no_grpc, batching, max_batch, 
         serve(list(artifact_dirs), host=host, port=port, grpc_port=None if no_grpc else grpc_port, backend=backend,
               workers=workers, max_body_bytes=int(max_body_mb * 1024 * 1024), max_concurrency=max_concurrency,
               batching=batching, max_batch=max_batch, max_delay_ms=max_delay_ms, read_timeout=read_timeout,
+              body_timeout=body_timeout, max_json_bytes=int(max_json_mb * 1024 * 1024),
+              max_client_concurrency=max_client_concurrency or max(1, max_concurrency // 2),
               log_level=log_level, on_loaded=on_loaded)
     except KeyboardInterrupt:
         # uvicorn re-raises the SIGINT it handled after its graceful shutdown: that is a clean stop here

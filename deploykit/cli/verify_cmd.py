@@ -10,7 +10,7 @@ from ..errors import DeployKitError, RecipeErrors
 from ..recipe import PRECISIONS
 from ..recipe.shapes import parse_shape_option
 from ..verify import BACKENDS, verify_artifact, verify_onnx
-from .common import select_recipes, spinner, console, echo_json, json_option, out_option, recipes_option
+from .common import forward_timeout_option, select_recipes, spinner, console, echo_json, json_option, out_option, recipes_option
 
 
 @click.command("verify")
@@ -40,6 +40,7 @@ from .common import select_recipes, spinner, console, echo_json, json_option, ou
                    "returns them or the module has none.")
 @click.option("--force", is_flag=True, help="Overwrite a verify.json, report.md or plot deploykit did not write "
                                            "(or that changed since).")
+@forward_timeout_option
 @recipes_option
 @json_option
 def command(names, all_, backend, precision, shapes, out_dir, samples, seed, onnx_path, module, recipe_path,

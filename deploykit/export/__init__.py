@@ -13,6 +13,7 @@ Exporter chatter never reaches the terminal: it goes to export.log next to the a
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import time
@@ -105,6 +106,7 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
     opset = recipe.opset if opset is None else opset
     if not 13 <= opset <= 23:
         raise DeployKitError(f"opset {opset} is not supported (use 13..23; the recipe's default is {recipe.opset})")
+    created = not (Path(out_dir) / recipe.name).exists()
     folder = ensure_dir(Path(out_dir) / recipe.name)
     recover(folder)  # finish or discard a write a crash interrupted, before judging what is there
     known = _existing_hashes(folder)
@@ -130,6 +132,10 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
         log.failure(exc)
         log.write()
         raise
+    finally:
+        if created:  # a refused export leaves no empty folder (rmdir removes only an empty one: nothing published)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simplify, static, rewrites, checkpoint,
@@ -172,9 +178,11 @@ def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simp
     nodes["final"] = len(chosen.graph.node)
 
     step("writing the artifact")
-    if state_dict_bytes(model) != weights_bytes:  # tracing in training mode would move BatchNorm statistics
-        raise DeployKitError("the module's weights changed during export (a deploykit bug: please report it); "
-                             "nothing was written")
+    if state_dict_bytes(model) != weights_bytes:
+        # deploykit runs the forward in eval mode under no_grad: what moves the weights is the forward's own code
+        raise UserCodeError("the module's forward changed its own parameters or buffers while deploykit ran it "
+                            "(in eval mode, without gradients): the exported graph would not match weights.pt; make "
+                            "forward leave the module's state as it is; nothing was written")
     graph_io = {v.name: dims_of(v) for v in (*chosen.graph.input, *chosen.graph.output)}
     manifest = {
         "format": MANIFEST_FORMAT,

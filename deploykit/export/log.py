@@ -49,11 +49,16 @@ class ExportLog:
     def write(self) -> bool:
         """Write the log of a refused export alone (a written artifact publishes it with its files); never over
         a file that is not a deploykit log. True when written."""
-        from ..files import atomic_write_bytes
+        from ..files import atomic_write_bytes, open_regular
 
         try:
-            if self.path.exists() and not self.path.read_text(errors="replace").startswith(MARKER):
-                return False
+            if self.path.exists() or self.path.is_symlink():
+                # never read a FIFO or a device (it would wait for a writer): only a regular file can be ours
+                if not self.path.is_file() or self.path.is_symlink():
+                    return False
+                with open_regular(self.path) as handle:
+                    if not handle.read(len(MARKER)).decode(errors="replace").startswith(MARKER):
+                        return False
             atomic_write_bytes(self.path, self.text())
         except (OSError, UnicodeError, DeployKitError):
             return False  # the log is a courtesy: never the reason an export fails

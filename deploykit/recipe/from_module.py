@@ -13,6 +13,7 @@ such relation: e.g. ``(H - 1) // 2``).
 from __future__ import annotations
 
 import json
+import math
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -62,6 +63,18 @@ def parse_dims(items: list[str]) -> dict[str, dict]:
     return dims
 
 
+MAX_ARGS_DEPTH = 32  # constructor arguments are a few levels deep; ~900 overflowed the TOML round trip
+
+
+def _depth(value) -> int:
+    depth, level = 0, [value]
+    while level:
+        level = [v for item in level if isinstance(item, (list, dict))
+                 for v in (item.values() if isinstance(item, dict) else item)]
+        depth += 1
+    return depth - 1
+
+
 def parse_args_json(text: str | None) -> dict:
     if not text:
         return {}
@@ -69,23 +82,41 @@ def parse_args_json(text: str | None) -> dict:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DeployKitError(f"--args is not valid JSON: {exc}") from None
+    except RecursionError:
+        value = None
+    if value is None or _depth(value) > MAX_ARGS_DEPTH:
+        raise DeployKitError(f"--args is nested too deeply (at most {MAX_ARGS_DEPTH} levels)")
     if not isinstance(value, dict):
         raise DeployKitError(f"--args must be a JSON object of constructor keyword arguments, got {type(value).__name__}")
     return value
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: characters as they are (json's \\ud83d\\ude00 surrogate pairs are not TOML), with
+    json's escapes for quotes, backslashes and control characters (valid TOML escapes too)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DeployKitError(f"--args: {text!r} holds a lone surrogate, which no file can hold") from None
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")  # DEL: JSON keeps it, TOML does not
 
 
 def _toml(value) -> str:
     """A TOML literal for the generated recipe (json's strings and numbers are valid TOML)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float, str)):
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")  # TOML's spellings, not JSON's
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, (int, float)):
         return json.dumps(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     if value is None:
         raise DeployKitError("--args: null has no TOML form; leave the argument out to take its default")
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_toml_string(str(k))} = {_toml(v)}" for k, v in value.items()) + "}"
     raise DeployKitError(f"--args: {value!r} has no TOML form")
 
 
@@ -95,7 +126,7 @@ def recipe_text(factory: str, inputs, dims: dict, outputs, args: dict, call: str
     if call != "args":
         lines.append(f"call = {_toml(call)}")
     if args:
-        lines += ["", "[args]"] + [f"{json.dumps(str(k))} = {_toml(v)}" for k, v in args.items()]
+        lines += ["", "[args]"] + [f"{_toml_string(str(k))} = {_toml(v)}" for k, v in args.items()]
     for table, tensors in (("inputs", inputs), ("outputs", outputs)):
         for name, shape in tensors:
             lines += ["", f"[[{table}]]", f"name = {_toml(name)}", f"shape = {_toml(shape)}"]

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..guard import guarded_forward
 from .base import Runner
 
 
@@ -36,7 +37,8 @@ class FlatIO(nn.Module):
         self.call = call
 
     def forward(self, *inputs: torch.Tensor):
-        result = self.model(list(inputs)) if self.call == "list" else self.model(*inputs)
+        with guarded_forward():  # the user's code: a time limit, and its sys.exit/os._exit become errors
+            result = self.model(list(inputs)) if self.call == "list" else self.model(*inputs)
         return flatten_outputs(result)
 
 

@@ -9,6 +9,8 @@ Per served model (and protocol, for what a protocol sees):
     deploykit_queue_duration_seconds    waiting for a model run (the batcher's queue, or the TensorRT lock)
     deploykit_compute_duration_seconds  one model run
     deploykit_batch_size                rows per model run
+    deploykit_rejected_requests_total   requests answered 503 before reaching a model, per protocol and reason
+                                        ("server": --max-concurrency, "client": --max-client-concurrency)
 
 The names follow Triton's (nv_inference_request_success, nv_inference_count, nv_inference_exec_count,
 queue/compute durations) so dashboards map one to one. Each server owns a CollectorRegistry: two
@@ -46,6 +48,8 @@ class ServerMetrics:
                                        ["model"], buckets=LATENCY_BUCKETS, registry=r)
         self.compute_seconds = Histogram("deploykit_compute_duration_seconds", "Model run time",
                                          ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self.rejected = Counter("deploykit_rejected_requests", "Requests refused with 503 (busy)",
+                                ["protocol", "reason"], registry=r)
         self.batch_size = Histogram("deploykit_batch_size", "Rows per model run", ["model"],
                                     buckets=BATCH_BUCKETS, registry=r)
 

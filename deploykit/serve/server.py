@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import DeployKitError
 from .batching import DEFAULT_MAX_DELAY_MS
-from .body import DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT_S
+from .body import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_BYTES, DEFAULT_READ_TIMEOUT_S
 from .repository import ModelRepository
 
 
@@ -52,7 +52,8 @@ def serve(artifact_dirs: list[str | Path], *, host: str = "127.0.0.1", port: int
           max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, log_level: str = "info", graceful_seconds: int = 30,
           max_concurrency: int = 64, batching: bool = True, max_batch: int | None = None,
           max_delay_ms: float = DEFAULT_MAX_DELAY_MS, read_timeout: float = DEFAULT_READ_TIMEOUT_S,
-          on_loaded=None) -> None:
+          body_timeout: float = DEFAULT_BODY_TIMEOUT_S, max_client_concurrency: int | None = None,
+          max_json_bytes: int = DEFAULT_MAX_JSON_BYTES, on_loaded=None) -> None:
     """Serve the artifacts over HTTP (and gRPC unless ``grpc_port`` is None) until SIGINT/SIGTERM.
 
     Every artifact must load, and both ports must bind, before either opens.
@@ -67,7 +68,8 @@ def serve(artifact_dirs: list[str | Path], *, host: str = "127.0.0.1", port: int
         notes = repository.enable(metrics=metrics, batching=batching, max_batch=max_batch,
                                   max_delay_ms=max_delay_ms)
         app = create_app(repository, max_body_bytes=max_body_bytes, workers=workers, metrics=metrics,
-                         max_concurrency=max_concurrency, read_timeout=read_timeout)
+                         max_concurrency=max_concurrency, read_timeout=read_timeout, body_timeout=body_timeout,
+                         max_client_concurrency=max_client_concurrency, max_json_bytes=max_json_bytes)
         sock = bind_socket(host, port)
         grpc_server = None
         try:

@@ -99,7 +99,11 @@ class Artifact:
                 raise DeployKitError(f"{self.dir}: {name} is not recorded in the manifest")
             if not path.is_file():
                 raise DeployKitError(f"{self.dir}: {name} is missing; re-export with `deploykit export {self.name}`")
-            if sha256_file(path) != recorded:
+            try:
+                actual = sha256_file(path)
+            except OSError as exc:  # unreadable (permissions, a folder in its place): one line naming the file
+                raise DeployKitError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+            if actual != recorded:
                 raise DeployKitError(f"{path} does not match the sha256 in its manifest (modified after export)")
 
     def check_recipe(self, recipe) -> None:

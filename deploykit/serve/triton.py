@@ -93,9 +93,9 @@ def batch_axis(inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...],
 
 def _onnx_dtypes(path: Path) -> dict[str, str]:
     """numpy dtype names of the ONNX graph's inputs and outputs (what the shipped file really takes)."""
-    import onnx
+    from ..onnx_graph import load_model
 
-    model = onnx.load(str(path), load_external_data=False)
+    model = load_model(path)  # a truncated file is one line
     return {v.name: numpy_dtype(v.type.tensor_type.elem_type).name for v in (*model.graph.input, *model.graph.output)}
 
 

@@ -36,6 +36,9 @@ class VerifyRun:
     errors: dict = field(default_factory=dict, repr=False)  # output -> sampled abs errors (for plots)
     seed: int = 0  # of the off-grid shapes, the samples and the inputs: the run is reproducible from it
     samples: int = 0
+    # the sha256 of the model file checked: a later export replaces the model, and whoever reads verify.json
+    # compares this with the manifest's (an old PASSED is about another model)
+    model_sha256: str | None = None
 
     @property
     def passed(self) -> bool:

@@ -8,7 +8,6 @@ import numpy as np
 
 from ..errors import DeployKitError
 from ..files import check_can_overwrite, read_json, sha256_file
-from ..staging import clean_relative
 from ..transaction import recover, transaction
 
 RESULTS = "verify.json"
@@ -93,8 +92,9 @@ def write_results(folder: Path, run, force: bool = False) -> Path:
         current = {}
         for other in data["runs"].values():  # each run's model as it is now, to mark runs of a replaced model
             name = other.get("model_file") if isinstance(other, dict) else None
-            if isinstance(name, str) and name not in current and clean_relative(name) and (folder / name).is_file():
-                current[name] = sha256_file(folder / name)
+            model = folder / Path(name).name if isinstance(name, str) else None  # the artifact's own file of that name
+            if model is not None and name not in current and model.is_file() and not model.is_symlink():
+                current[name] = sha256_file(model)
         report = render_markdown(data, current).encode()
         data["files"][REPORT] = txn.write(REPORT, report)
         txn.write_json(RESULTS, data)

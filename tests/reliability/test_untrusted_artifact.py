@@ -82,6 +82,7 @@ def test_a_staging_symlink_to_the_users_folder_is_refused_and_the_folder_kept(co
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(120)  # a server that did start would never return
 def test_serve_refuses_a_staging_symlink_before_it_listens(se, user, tmp_path):
     (se / STAGE).symlink_to(user, target_is_directory=True)
     before = _everything(tmp_path)

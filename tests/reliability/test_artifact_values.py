@@ -15,16 +15,8 @@ import pytest
 from deploykit import runtime
 from deploykit.errors import DeployKitError
 
-from ..artifact_cache import artifact_copy
 from .checks import assert_one_line_error, cli, tree
-
-
-@pytest.fixture
-def se(tmp_path_factory, tmp_path):
-    folder = artifact_copy(tmp_path_factory, "se", tmp_path / "out")
-    (tmp_path / "user").mkdir()
-    (tmp_path / "user" / "notes.txt").write_text("mine\n")
-    return folder
+from .untrusted import se  # noqa: F401 (the fixture)
 
 
 def _edit_manifest(folder, edit):

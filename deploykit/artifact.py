@@ -105,7 +105,11 @@ class Artifact:
                 raise DeployKitError(f"{self.dir}: {name} is not recorded in the manifest")
             if not path.is_file():
                 raise DeployKitError(f"{self.dir}: {name} is missing; re-export with `deploykit export {self.name}`")
-            if sha256_file(path) != recorded:
+            try:
+                actual = sha256_file(path)
+            except OSError as exc:  # unreadable (permissions, a folder in its place): one line naming the file
+                raise DeployKitError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+            if actual != recorded:
                 raise DeployKitError(f"{path} does not match the sha256 in its manifest (modified after export)")
 
     def check_recipe(self, recipe) -> None:
@@ -186,7 +190,7 @@ def write_artifact(folder: Path, files: dict[str, bytes], manifest: dict) -> dic
     return manifest
 
 
-def update_manifest(artifact: Artifact, section: str, data: dict, files: list[str] = ()) -> dict:
+def update_manifest(artifact: Artifact, section: str, data, files: list[str] = ()) -> dict:
     """Record a later stage's results (e.g. "int8", "fp16", "trt") and the sha256 of the files it wrote.
 
     Inside a step's transaction on the artifact folder (``with transaction(artifact.dir)``) the manifest is
@@ -198,7 +202,8 @@ def update_manifest(artifact: Artifact, section: str, data: dict, files: list[st
         staged = txn.staged(MANIFEST)
         manifest = check_manifest(artifact.dir / MANIFEST,
                                   json.loads(staged) if staged is not None else read_json(artifact.dir / MANIFEST))
-        manifest[section] = data
+        # a callable merges into the section as it is now, under the lock (concurrent package runs keep each other's)
+        manifest[section] = data(manifest.get(section, {})) if callable(data) else data
         for name in files:
             digest = txn.sha256(name)
             if digest is None:
@@ -253,8 +258,58 @@ def check_manifest(path: Path, manifest) -> dict:
         if not isinstance(spec, dict) or not (_whole(spec.get("value")) or _whole(spec.get("min"))
                                               and _whole(spec.get("max"))):
             problems.append(f"dims.{name} needs an integer value, or integer min and max")
+    if not problems:  # the types are right: now the values every reader relies on (a copied folder may hold anything)
+        problems = _value_problems(manifest)
     if problems:
         raise DeployKitError(f"{path} is not a usable deploykit manifest: {'; '.join(problems)}; "
                              "re-export it with `deploykit export`")
     safe_name(manifest["name"], f"{path}: name")
     return manifest
+
+
+# ONNX runtimes and TensorRT take int32 sizes: a larger bound is a typo or a hostile manifest (B.max = 10**30)
+LARGEST_DIM = 2**31 - 1
+
+
+def _value_problems(manifest: dict) -> list[str]:
+    """What the recipe loader would refuse in a recipe, checked again in a manifest: dim bounds, steps, tensor dims."""
+    from .recipe.shapes import DimExpr, parse_dim
+
+    problems = []
+    for name, spec in manifest["dims"].items():
+        if "value" in spec:
+            if not _whole(spec["value"]) or not 1 <= spec["value"] <= LARGEST_DIM:
+                problems.append(f"dims.{name}.value must be in [1, {LARGEST_DIM}], got {spec['value']}")
+            continue
+        lo, opt, hi, step = spec["min"], spec.get("opt", spec["min"]), spec["max"], spec.get("multiple_of", 1)
+        if not _whole(opt):
+            problems.append(f"dims.{name}.opt must be an integer, got {opt!r}")
+        elif not (1 <= lo <= opt <= hi <= LARGEST_DIM):
+            problems.append(f"dims.{name} needs 1 <= min <= opt <= max <= {LARGEST_DIM}, got {lo}/{opt}/{hi}")
+        if not _whole(step) or step < 1:  # 0 divides by zero on every request; "2" is not a number
+            problems.append(f"dims.{name}.multiple_of must be a positive integer, got {step!r}")
+    for key in ("inputs", "outputs"):
+        if not manifest[key]:
+            problems.append(f"{key!r} is empty")
+        for entry in manifest[key]:
+            for dim in entry["dims"]:
+                try:
+                    parsed = parse_dim(dim)
+                except (ValueError, TypeError, ZeroDivisionError) as exc:
+                    problems.append(f"{key} {entry['name']!r}: {exc}")
+                    continue
+                if isinstance(parsed, DimExpr) and parsed.symbol not in manifest["dims"]:
+                    problems.append(f"{key} {entry['name']!r}: {dim!r} uses {parsed.symbol}, which dims does not declare")
+                elif isinstance(parsed, int) and parsed > LARGEST_DIM:
+                    problems.append(f"{key} {entry['name']!r}: size {parsed} is larger than {LARGEST_DIM}")
+    return problems[:3]  # one line: the first few say enough
+
+
+def check_ranks(artifact: "Artifact", actual: dict[str, int]) -> None:
+    """One line when the model's tensors (name -> rank) disagree with the ranks the manifest declares."""
+    declared = {t["name"]: len(t["dims"]) for t in (*artifact.manifest["inputs"], *artifact.manifest["outputs"])}
+    wrong = [f"{name!r} has rank {actual[name]}, the manifest says {rank}" for name, rank in declared.items()
+             if name in actual and actual[name] != rank]
+    if wrong:
+        raise DeployKitError(f"{artifact.dir}: the manifest disagrees with the model: {'; '.join(wrong[:3])}; "
+                             "re-export it with `deploykit export`")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifact import PRECISION_MODELS, Artifact
+from .artifact import PRECISION_MODELS, Artifact, check_ranks
 from .errors import BackendUnavailable, DeployKitError, first_line
 from .recipe.feeds import feed_symbols
 from .runners.backends import AUTO_ORDER, BACKENDS as BACKEND_TABLE, Backend
@@ -137,6 +137,11 @@ def load(artifact_dir: str | Path, backend: str = "auto", *, precision: str = "f
                 raise DeployKitError(f"{artifact.dir}: backend {name} is not available: {exc}") from None
             skipped[name] = str(exc)
             continue
+        try:  # the manifest checks every feed: its ranks must be the model's, or each request fails in the backend
+            check_ranks(artifact, {t.name: len(t.shape) for t in runner.input_metadata()})
+        except DeployKitError:
+            runner.__exit__(None, None, None)
+            raise
         return Session(artifact, runner, name, precision, skipped)
     reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items())
     raise DeployKitError(f"{artifact.dir}: no backend can run this artifact ({reasons})")

@@ -45,10 +45,8 @@ from pathlib import Path
 
 from .errors import DeployKitError
 from .files import dumps, sha256_file
+from .staging import _FORMAT, JOURNAL, STAGE_PREFIX, check_stage, symlink_on_path
 
-STAGE_PREFIX = ".deploykit-txn."
-JOURNAL = "journal.json"
-_FORMAT = 1
 _FILE_MODE = 0o666  # the kernel applies the umask to these modes at creation: the user's umask, in one place
 _EXEC_MODE = 0o777
 
@@ -119,12 +117,14 @@ def make_root(root: Path) -> Path:
     return root
 
 
-# -- recovery ---------------------------------------------------------------------------------------
+# -- recovery ----------------------------------------------------------------------------------------
 def _stages(root: Path) -> list[Path]:
     try:
-        return sorted(Path(e.path) for e in os.scandir(root) if e.name.startswith(STAGE_PREFIX) and e.is_dir())
+        return sorted(Path(e.path) for e in os.scandir(root) if e.name.startswith(STAGE_PREFIX))
     except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as exc:  # a symlink loop, no permission: one line, not a traceback
+        raise DeployKitError(f"cannot read folder {root}: {_describe(exc)}") from None
 
 
 def _publish(root: Path, stage: Path, journal: dict) -> None:
@@ -154,15 +154,10 @@ def _publish(root: Path, stage: Path, journal: dict) -> None:
 
 
 def _recover_locked(root: Path, skip: Path | None = None) -> None:
-    for stage in _stages(root):
-        if stage == skip:
-            continue
-        journal_path = stage / JOURNAL
-        if journal_path.is_file():
-            try:
-                journal = json.loads(journal_path.read_text())
-            except (OSError, ValueError) as exc:
-                raise DeployKitError(f"{journal_path} is unreadable ({exc}); remove {stage} to discard that write") from None
+    stages = [stage for stage in _stages(root) if stage != skip]
+    journals = [check_stage(root, stage) for stage in stages]  # every stage checked before any is touched
+    for stage, journal in zip(stages, journals):
+        if journal is not None:
             _publish(root, stage, journal)  # died after the commit point: finish it
         else:
             _remove_tree(stage)  # died before the commit point: the targets are untouched
@@ -205,6 +200,10 @@ class Transaction:
         rel = Path(relative)
         if rel.is_absolute() or ".." in rel.parts or not rel.parts or rel.parts[0].startswith(STAGE_PREFIX):
             raise DeployKitError(f"refusing to write {relative!s}: not a path inside {self.root}")
+        link = symlink_on_path(self.root, rel.as_posix(), last=False)  # replacing a symlink itself stays inside
+        if link is not None:
+            raise DeployKitError(f"refusing to write {self.root / rel}: {link} is a symlink (it could lead outside "
+                                 f"{self.root}); replace it with a folder")
         return rel.as_posix()
 
     # staging -------------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ def _ort_matches_module(folder, module, shapes):
 
 
 @pytest.mark.parametrize("factory", ["trained", pytest.param("from_file", marks=pytest.mark.slow)])
-def test_factory_weights_are_exported_exactly_then_verify_takes_only_the_name(project, factory):
+def test_factory_weights_are_exported_exactly_then_verify_takes_the_name_and_the_module(project, factory):
     folder, mynet = project
     result = _run(folder, "export", "--module", f"mynet:{factory}", "--input", "x=B,3,H,W", *DIMS,
                   "--args", '{"channels": 6}', "--name", f"net_{factory}")
@@ -132,7 +132,8 @@ def test_factory_weights_are_exported_exactly_then_verify_takes_only_the_name(pr
     assert 'shape = ["B", 4, "H/2", "W/2"]' in recipe and 'shape = ["B", 4, 3, 3]' in recipe
     # in-range shapes the sweep never draws (B=3 and H != W)
     assert _ort_matches_module(artifact, users, [(3, 3, 96, 32), (3, 3, 32, 128)]) <= 1e-5
-    verified = _run(folder, "verify", f"net_{factory}")
+    # the artifact's recipe names mynet's factory: the user names it again, deploykit runs no code an artifact names
+    verified = _run(folder, "verify", f"net_{factory}", "--module", f"mynet:{factory}")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "PASSED" in verified.stdout and "torch floor" in verified.stdout
 

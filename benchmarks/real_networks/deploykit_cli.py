@@ -1,7 +1,7 @@
 """How the benchmark calls deploykit: the commands for one model, as a user would type them.
 
 ``recipe_free_commands`` (the default): `deploykit export --module ... --input ... --dim ...` then
-`deploykit verify NAME`, the path a user takes. ``recipe_commands`` writes a recipe file per model instead
+`deploykit verify NAME --module ...`, the path a user takes. ``recipe_commands`` writes a recipe file per model instead
 (the first baseline ran that way); both return the export and verify argv, the artifact is ``OUT/NAME``.
 """
 
@@ -31,7 +31,7 @@ def recipe_free_commands(spec, out_dir: Path, recipe_dir: Path) -> tuple[list[st
     export = ["deploykit", "export", "--module", FACTORY, "--input", "x=B,3,H,W",
               *[a for sym, r in _dim_range(spec).items() for a in ("--dim", f"{sym}={r}")],
               "--args", json.dumps(spec.factory_args()), "--name", spec.name, "--out", str(out_dir)]
-    return export, ["deploykit", "verify", spec.name, "--out", str(out_dir)]
+    return export, ["deploykit", "verify", spec.name, "--module", FACTORY, "--out", str(out_dir)]
 
 
 def recipe_commands(spec, out_dir: Path, recipe_dir: Path) -> tuple[list[str], list[str]]:

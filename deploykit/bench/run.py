@@ -117,7 +117,7 @@ def bench_recipe(recipe, out_dir: str | Path, targets: list[Target], cases, sett
                     continue
                 step(f"{recipe.name} {case.label}: loading {target.name}")
                 spec = WorkSpec(target.name, str(artifact.dir), str(recipe.path), dict(case.values), settings.threads,
-                                settings.warmup, settings.seed)
+                                settings.warmup, settings.seed, recipe.trusted)
                 try:
                     worker = (ProcessWorker if settings.isolated else InProcessWorker)(spec)
                 except WorkerFailed as exc:

@@ -28,6 +28,7 @@ class WorkSpec:
     threads: int | None
     warmup: int
     seed: int = 0
+    trusted: bool = True  # the recipe's Recipe.trusted: the worker runs an artifact's factory only when the user did
 
 
 class BackendSession:
@@ -42,7 +43,7 @@ class BackendSession:
         target = parse_target(spec.target)
         for module in target.backend.preload:
             importlib.import_module(module)
-        recipe = load_recipe(spec.recipe_path)
+        recipe = load_recipe(spec.recipe_path, trusted=spec.trusted)
         artifact = Artifact.open(spec.artifact_dir)
         self.feed = recipe.make_inputs(ShapeCase("bench", dict(spec.shape)), spec.seed)
         self.peak_memory = PeakMemory()

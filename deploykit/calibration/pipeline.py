@@ -25,6 +25,7 @@ from ..artifact import (CALIBRATION_CACHE, CALIBRATION_RANGES, FP16_MODEL, INT8_
                         Artifact, update_manifest)
 from ..errors import DeployKitError
 from ..files import check_can_overwrite
+from ..onnx_graph import load_model
 from ..transaction import transaction
 from . import fp16 as fp16_mod
 from . import worth
@@ -122,6 +123,7 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
         check_can_overwrite(folder / name, known.get(name), force)
 
     model_path = artifact.model_path
+    original = load_model(model_path)  # a truncated model (its hash updated to match) is one line, before any work
     description = source.describe()
     provenance = make_provenance(model_path, description, method, settings)
     warnings = [description["warning"]] if source.synthetic else []
@@ -148,7 +150,6 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
 
         ranges = compute_ranges(model_path, source, method, on_batch=on_batch, on_tensor=on_tensor, **settings)
 
-    original = onnx.load(str(model_path))
     kept_float = attention_float_nodes(original)
     stamp = {"method": method, "synthetic": source.synthetic, "data_sha256": description["sha256"],
              "model_sha256": provenance["model_sha256"]}

@@ -27,7 +27,7 @@ from onnx import TensorProto, numpy_helper
 
 from ..errors import DeployKitError, first_line
 from ..environment import quiet
-from .ranges import Ranges
+from .ranges import private_copy, Ranges
 
 QDQ_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
 
@@ -51,10 +51,12 @@ def run_quantize_static(model: str | Path | onnx.ModelProto, ranges: Ranges, **o
     with tempfile.TemporaryDirectory(prefix="deploykit-qdq-") as tmp, quiet():
         cache = Path(tmp) / "ranges.json"
         save_tensors_data(ranges.to_ort(), cache)
-        source, out = model, Path(tmp) / "quantized.onnx"
+        out = Path(tmp) / "quantized.onnx"
         if isinstance(model, onnx.ModelProto):
             source = Path(tmp) / "model.onnx"
             onnx.save(model, str(source))
+        else:  # quantize_static writes <model>-inferred.onnx next to its input: only in this private folder
+            source = private_copy(model, tmp)
         try:
             quantize_static(str(source), str(out), calibration_data_reader=None, quant_format=QuantFormat.QDQ,
                             calibrate_method=ranges.to_ort().calibration_method, calibration_cache_path=str(cache),

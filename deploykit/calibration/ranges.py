@@ -109,6 +109,19 @@ def settings_for(method: str, **overrides) -> dict:
     return settings
 
 
+def private_copy(model_path: str | Path, folder: str | Path) -> Path:
+    """``model_path`` copied into ``folder`` (a private temporary folder), for a third-party tool that writes
+    files next to the model it reads; one line if the copy cannot be made (e.g. a full TMPDIR)."""
+    import shutil
+
+    target = Path(folder) / "model.onnx"
+    try:
+        shutil.copyfile(model_path, target)
+    except OSError as exc:
+        raise DeployKitError(f"cannot copy {model_path} to the temporary folder {folder}: {exc.strerror}") from None
+    return target
+
+
 def _calibrator(model_path: Path, method: str, settings: dict, workdir: str):
     from onnxruntime.quantization.calibrate import EntropyCalibrater, MinMaxCalibrater, PercentileCalibrater
 
@@ -152,7 +165,14 @@ def compute_ranges(model_path: str | Path, data, method: str = "minmax", *, chun
     feeds = iter(data)
     log: list[str] = []
     with tempfile.TemporaryDirectory(prefix="deploykit-calib-") as workdir, quiet(log):
-        calibrator = _calibrator(Path(model_path), method, settings, workdir)
+        # onnxruntime's calibrator writes <model>-inferred.onnx (and its augmented model) next to the model it is
+        # given: it gets a private copy, so nothing it writes or deletes is in the user's artifact folder
+        try:
+            calibrator = _calibrator(private_copy(model_path, workdir), method, settings, workdir)
+        except DeployKitError:
+            raise
+        except Exception as exc:  # onnx / onnxruntime raise their own types for a model they cannot load
+            raise DeployKitError(f"onnxruntime's calibrator cannot load {model_path}: {first_line(exc)}") from None
         batches = 0
         for block in _blocks(feeds, chunk):
             batches += len(block)

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from ..errors import DeployKitError, RecipeErrors
-from .common import select_recipes, spinner, console, echo_json, json_option, out_option, recipes_option
+from .common import (console, echo_json, json_option, module_option, out_option, recipes_option, select_recipes,
+                     spinner, trust_option)
 
 
 @click.command("bench")
@@ -33,10 +34,12 @@ from .common import select_recipes, spinner, console, echo_json, json_option, ou
 @click.option("--no-write", is_flag=True, help="Print only; write no bench.json or plots.")
 @click.option("--force", is_flag=True, help="Overwrite bench files deploykit did not write (or that changed since).")
 @out_option
+@module_option
+@trust_option
 @recipes_option
 @json_option
 def command(names, all_, backends_text, shapes, batch_text, warmup, iters, rounds, threads, in_process, profile,
-            no_write, force, out_dir, recipe_dir, as_json):
+            no_write, force, out_dir, module, trust_code, recipe_dir, as_json):
     """Time every backend of exported artifacts: p50/p90/p99 latency, throughput, peak memory.
 
     \b
@@ -58,7 +61,7 @@ def command(names, all_, backends_text, shapes, batch_text, warmup, iters, round
 
     targets = parse_targets(backends_text)
     batches = parse_batches(batch_text)
-    recipes = select_recipes(names, all_, recipe_dir, out_dir=out_dir)
+    recipes = select_recipes(names, all_, recipe_dir, module, out_dir=out_dir, trust_code=trust_code)
     plans = [(recipe, bench_cases(recipe, list(shapes), batches)) for recipe in recipes]  # all errors before any run
     settings = BenchSettings(warmup=warmup, iters=iters, rounds=rounds, threads=threads, isolated=not in_process)
     header = report_header(settings)

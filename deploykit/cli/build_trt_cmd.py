@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import DeployKitError
-from .common import select_recipes, console, echo_json, json_option, out_option, recipes_option
+from .common import module_option, select_recipes, trust_option, console, echo_json, json_option, out_option, recipes_option
 
 EXIT_PROBLEMS = 1     # CPU checks found problems, or an engine failed its parity check
 EXIT_NO_TENSORRT = 3  # the checks passed but this machine cannot build (no TensorRT / no GPU)
@@ -31,11 +31,13 @@ EXIT_NO_TENSORRT = 3  # the checks passed but this machine cannot build (no Tens
 @click.option("--no-check", is_flag=True, help="Skip the parity check of each engine after its build.")
 @click.option("--force", is_flag=True, help="Overwrite engines deploykit did not write (or that changed since).")
 @out_option
+@module_option
+@trust_option
 @recipes_option
 @json_option
 @click.pass_context
 def command(ctx, names, all_, fp32, fp16, int8, int8_source, workspace, timing_cache, opt_level, trt_version, dry_run,
-            no_check, force, out_dir, recipe_dir, as_json):
+            no_check, force, out_dir, module, trust_code, recipe_dir, as_json):
     """Build TensorRT engines (plain .plan + JSON sidecar) from artifacts made by `deploykit export`.
 
     \b
@@ -64,7 +66,7 @@ def command(ctx, names, all_, fp32, fp16, int8, int8_source, workspace, timing_c
     precisions = [p for p, on in (("fp32", fp32), ("fp16", fp16), ("int8", int8)) if on] or ["fp32"]
     options = BuildOptions(workspace, timing_cache, opt_level, force)
     options.check()
-    recipes = select_recipes(names, all_, recipe_dir, out_dir=out_dir)
+    recipes = select_recipes(names, all_, recipe_dir, module, out_dir=out_dir, trust_code=trust_code)
     machine = probe()
     target = TrtTarget(trt_version) if trt_version else default_target(machine.tensorrt_version)
     check_target(target)

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ..recipe import CALIBRATION_METHODS
-from .common import console, echo_json, json_option, out_option, recipes_option, resolve_recipe
+from .common import (console, echo_json, json_option, module_option, out_option, recipes_option, resolve_recipe,
+                     trust_option)
 
 
 class _RichProgress:
@@ -61,10 +62,12 @@ class _RichProgress:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --synthetic.")
 @click.option("--force", is_flag=True, help="Overwrite files deploykit did not write (or that changed since).")
 @out_option
+@module_option
+@trust_option
 @recipes_option
 @json_option
 def command(name, data, synthetic, synthetic_shapes, method, target, per_channel, threads, fp16, batch_size,
-            trt_version, reuse, seed, force, out_dir, recipe_dir, as_json):
+            trt_version, reuse, seed, force, out_dir, module, trust_code, recipe_dir, as_json):
     """Calibrate an exported artifact: ranges -> INT8 Q/DQ ONNX, TensorRT cache, FP16 ONNX.
 
     \b
@@ -93,7 +96,7 @@ def command(name, data, synthetic, synthetic_shapes, method, target, per_channel
 
     from ..calibration.pipeline import calibrate_artifact
 
-    recipe = resolve_recipe(name, recipe_dir, out_dir)
+    recipe = resolve_recipe(name, recipe_dir, out_dir, module, trust_code)
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console(stderr=True), transient=True, disable=as_json)
     with progress:

@@ -32,45 +32,63 @@ forward_timeout_option = click.option(
     expose_value=False, callback=_set_forward_timeout,
     help="Time limit for one call of the module's forward (0: none); past it, one line and exit 3.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of tables.")
+module_option = click.option(
+    "--module", "module", default=None, metavar="PKG.MOD:FACTORY",
+    help="Your module's factory: runs the factory NAME's artifact names when it is this one (see --trust-code).")
+trust_option = click.option(
+    "--trust-code", is_flag=True,
+    help="Run the factory an artifact's own recipe.toml names (a recipe-free export's). Without it (or --module "
+         "naming that factory) deploykit runs no code an artifact names: artifact folders are shared and unpacked.")
 
 
 def resolve_recipe_dir(recipe_dir: Path | None) -> Path:
     return recipe_dir or default_recipe_dir()
 
 
-def select_recipes(names, all_, recipe_dir, module=None, recipe_path=None, out_dir=None):
+def select_recipes(names, all_, recipe_dir, module=None, recipe_path=None, out_dir=None, trust_code=False):
     """The recipes a command works on: names, --all, or a hand-written --recipe (for --module).
 
     A name is looked up in the recipe folder, then in the artifact folder (``OUT/NAME/recipe.toml``,
-    the copy every export writes): so after `deploykit export --module ...` every command takes NAME."""
+    the copy every export writes): so after `deploykit export --module ...` every command takes NAME
+    (with that --module again, or --trust-code, before the artifact's factory is run)."""
     if recipe_path is not None:
         if names or all_:
             raise DeployKitError("give either recipe names/--all or --recipe, not both")
         recipe = load_recipe(recipe_path)
-        if module and recipe.factory != module:
-            # the recipe names its factory; --module, when given too, must agree so the user knows what gets built
-            raise DeployKitError(f"{recipe_path}: factory is {recipe.factory or recipe.module!r}, --module says {module!r}")
+        _check_module(recipe, module, recipe_path)
         return [recipe]
-    if module:
-        raise DeployKitError("--module needs --recipe here (or export it first: `deploykit export --module ...`, "
-                             "then use the artifact's name)")
+    if module and (all_ or not names):
+        raise DeployKitError("--module needs --recipe, or the name of the artifact it was exported to "
+                             "(`deploykit export --module ...`, then NAME --module ...)")
     if all_ and names:
         raise DeployKitError("give recipe names or --all, not both")
     if all_:
         return load_all(resolve_recipe_dir(recipe_dir))
     if not names:
         raise DeployKitError("name at least one recipe (see `deploykit list`), or pass --all")
-    return [resolve_recipe(n, recipe_dir, out_dir) for n in names]
+    return [resolve_recipe(n, recipe_dir, out_dir, module, trust_code) for n in names]
 
 
-def resolve_recipe(name: str, recipe_dir=None, out_dir=None):
-    """``name``'s recipe: the recipe folder's, else the copy in the artifact ``out_dir/name/``."""
+def _check_module(recipe, module, path) -> None:
+    if module and recipe.factory != module:
+        # the recipe names its factory; --module, when given too, must agree so the user knows what gets built
+        raise DeployKitError(f"{path}: factory is {recipe.factory or recipe.module!r}, --module says {module!r}")
+
+
+def resolve_recipe(name: str, recipe_dir=None, out_dir=None, module=None, trust_code=False):
+    """``name``'s recipe: the recipe folder's (the user's), else the copy in the artifact ``out_dir/name/``, which
+    is untrusted unless ``--module`` names its factory or ``--trust-code`` is given."""
     from ..artifact import RECIPE
 
     folder = resolve_recipe_dir(recipe_dir)
     if (folder / f"{name}.toml").is_file() or out_dir is None or not (Path(out_dir) / name / RECIPE).is_file():
-        return find_recipe(name, folder)
-    return load_recipe(Path(out_dir) / name / RECIPE)
+        recipe = find_recipe(name, folder)
+        _check_module(recipe, module, recipe.path)
+        return recipe
+    path = Path(out_dir) / name / RECIPE
+    recipe = load_recipe(path, trusted=trust_code)
+    _check_module(recipe, module, path)
+    return load_recipe(path) if module and not trust_code else recipe  # the user named this code
 
 
 def echo_json(data) -> None:

@@ -10,7 +10,8 @@ from ..errors import DeployKitError, RecipeErrors
 from ..recipe import PRECISIONS
 from ..recipe.shapes import parse_shape_option
 from ..verify import BACKENDS, verify_artifact, verify_onnx
-from .common import forward_timeout_option, select_recipes, spinner, console, echo_json, json_option, out_option, recipes_option
+from .common import (console, echo_json, forward_timeout_option, json_option, out_option, recipes_option,
+                     select_recipes, spinner, trust_option)
 
 
 @click.command("verify")
@@ -32,7 +33,8 @@ from .common import forward_timeout_option, select_recipes, spinner, console, ec
               help="Your own ONNX file, checked against --recipe's module (its factory; --checkpoint if the "
                    "factory does not hold the weights).")
 @click.option("--module", "module", default=None, help="Your module's factory, package.module:factory "
-                                                       "(optional: --recipe names it).")
+                                                       "(optional with --recipe, which names it; after a recipe-free "
+                                                       "export, the one you exported: NAME --module mynet:build).")
 @click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The recipe TOML for --onnx.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -41,10 +43,11 @@ from .common import forward_timeout_option, select_recipes, spinner, console, ec
 @click.option("--force", is_flag=True, help="Overwrite a verify.json, report.md or plot deploykit did not write "
                                            "(or that changed since).")
 @forward_timeout_option
+@trust_option
 @recipes_option
 @json_option
 def command(names, all_, backend, precision, shapes, out_dir, samples, seed, onnx_path, module, recipe_path,
-            checkpoint, force, recipe_dir, as_json):
+            checkpoint, force, trust_code, recipe_dir, as_json):
     """Verify artifacts against the PyTorch reference over their declared shape range.
 
     \b
@@ -64,14 +67,14 @@ def command(names, all_, backend, precision, shapes, out_dir, samples, seed, onn
       deploykit verify --all
       deploykit verify msaf --shape B=3,H=37,W=53 --json
       deploykit verify composite --precision int8
-      deploykit verify mynet --samples 8 --seed 3
+      deploykit verify mynet --module mynet:build --samples 8 --seed 3
       deploykit verify --onnx my.onnx --recipe my.toml --checkpoint my.pt
     """
     if onnx_path is not None and recipe_path is None:
         raise DeployKitError("--onnx needs --recipe (it names the module and the shapes to check)")
     if onnx_path is None and checkpoint is not None:
         raise DeployKitError("--checkpoint goes with --onnx: an artifact holds its own weights (weights.pt)")
-    recipes = select_recipes(names, all_, recipe_dir, module, recipe_path, out_dir)
+    recipes = select_recipes(names, all_, recipe_dir, module, recipe_path, out_dir, trust_code)
     runs, missing = [], RecipeErrors(len(recipes))
     for recipe in recipes:
         extra = [_parse_shape(s, recipe) for s in shapes]

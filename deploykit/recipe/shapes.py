@@ -48,6 +48,8 @@ def parse_dim(item) -> int | DimExpr | None:
     if not match:
         raise ValueError(f"{item!r} is not a dim expression (allowed: \"H\", \"2*H\", \"H*2\", \"H/2\")")
     pre, symbol, post_mul, post_div = match.groups()
+    if post_div is not None and int(post_div) == 0:
+        raise ValueError(f"{item!r} divides by zero")
     scale = Fraction(int(pre or 1)) * int(post_mul or 1) / int(post_div or 1)
     if scale <= 0:
         raise ValueError(f"{item!r} must scale its symbol by a positive number")

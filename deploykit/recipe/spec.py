@@ -154,6 +154,9 @@ class Recipe:
     # user's module to infer its outputs, and exports that same module rather than calling the factory again
     # (a slow load, or a factory whose initialisation draws from the global RNG, would otherwise cost twice or differ)
     built: list = field(default_factory=list, repr=False, compare=False)
+    # False for a recipe the user did not hand over (an artifact's own recipe.toml, found by name): an artifact is
+    # untrusted input, so its factory is neither imported nor called unless it is deploykit's own (the zoo)
+    trusted: bool = field(default=True, compare=False)
 
     # -- shapes -------------------------------------------------------------------------------
     @property
@@ -209,6 +212,11 @@ class Recipe:
         return feed
 
     # -- the module ---------------------------------------------------------------------------
+    @property
+    def runs_own_code(self) -> bool:
+        """Whether building this recipe may run its factory: the user's recipe, or one naming deploykit's zoo."""
+        return self.trusted or self.module is not None or self.factory.partition(":")[0].split(".")[:2] == ["deploykit", "zoo"]
+
     def factory_callable(self) -> Callable:
         if self.module is not None:
             from .. import zoo
@@ -216,7 +224,15 @@ class Recipe:
             return zoo.get(self.module).factory
         from .factory import import_factory
 
-        return import_factory(self.factory, self.path)
+        if not self.runs_own_code:
+            raise RecipeError(f"{self.path}: the artifact names the factory {self.factory!r}, and deploykit runs no "
+                              f"code an artifact names: pass --module {self.factory} if it is your code, or --trust-code")
+        factory = import_factory(self.factory, self.path)
+        if not self.trusted and not getattr(factory, "__module__", "").startswith("deploykit.zoo"):
+            # `deploykit.zoo.x:os.system` resolves through the zoo module's imports: only the zoo's own callables count
+            raise RecipeError(f"{self.path}: factory {self.factory!r} is not one of deploykit's zoo modules; pass "
+                              "--trust-code to run it")
+        return factory
 
     def build(self):
         """The module in eval mode, built from the recipe's constructor arguments, exactly as the factory

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..artifact import Artifact, update_manifest
+from ..artifact import MANIFEST, Artifact, check_manifest, update_manifest
 from ..errors import DeployKitError
-from ..files import check_can_overwrite, sha256_file
+from ..files import check_can_overwrite, read_json, sha256_file
 from ..transaction import transaction
 
 
@@ -47,7 +47,17 @@ def publish_package(artifact: Artifact, section: str, folder: Path, files: dict[
     """
     folder = Path(folder)
     key = str(folder.resolve())
+
+    def recording(entry: dict):
+        def merge(section_now):  # under the artifact's lock: other folders' records as they are now, kept
+            record = dict(section_now) if isinstance(section_now, dict) else {}
+            record[key] = entry
+            return record
+        return merge
+
     with transaction(folder) as txn:  # locked, and any interrupted write there finished, before the checks
+        # the record as it is now, not as it was when the artifact was opened: a concurrent run may have written here
+        artifact.manifest = check_manifest(artifact.dir / MANIFEST, read_json(artifact.dir / MANIFEST))
         check_package(artifact, section, folder, files, force)
         tables = recorded(artifact, section, folder)
         written = {rel: txn.write(rel, data, executable=rel in executable) for rel, data in files.items()}
@@ -56,8 +66,6 @@ def publish_package(artifact: Artifact, section: str, folder: Path, files: dict[
                 if rel not in files and (folder / rel).is_file() and sha256_file(folder / rel) == digest:
                     txn.remove(rel)
         replacing = {rel: sha256_file(folder / rel) for rel in files if (folder / rel).is_file()}
-        record, _ = _entry(artifact, section, key)
-        update_manifest(artifact, section, {**record, key: {**info, "files": written, "replacing": replacing}})
-    record, _ = _entry(artifact, section, key)
-    update_manifest(artifact, section, {**record, key: {**info, "files": written}})
+        update_manifest(artifact, section, recording({**info, "files": written, "replacing": replacing}))
+    update_manifest(artifact, section, recording({**info, "files": written}))
     return written

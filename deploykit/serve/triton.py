@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from ..artifact import PRECISION_MODELS, Artifact
+from ..artifact import PRECISION_MODELS, Artifact, check_ranks
 from ..errors import DeployKitError
 from ..files import safe_name
 from ..onnx_graph import numpy_dtype
@@ -91,11 +91,13 @@ def batch_axis(inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...],
     return BatchAxis(symbol, spec.max, f"{symbol} is axis 0 of every input and output, range [1, {spec.max}]")
 
 
-def _onnx_dtypes(path: Path) -> dict[str, str]:
+def _onnx_dtypes(path: Path, artifact: Artifact | None = None) -> dict[str, str]:
     """numpy dtype names of the ONNX graph's inputs and outputs (what the shipped file really takes)."""
-    import onnx
+    from ..onnx_graph import load_model
 
-    model = onnx.load(str(path), load_external_data=False)
+    model = load_model(path)  # a truncated file is one line
+    if artifact is not None:  # a manifest whose ranks are not the model's would give Triton a wrong config
+        check_ranks(artifact, {v.name: len(v.type.tensor_type.shape.dim) for v in (*model.graph.input, *model.graph.output)})
     return {v.name: numpy_dtype(v.type.tensor_type.elem_type).name for v in (*model.graph.input, *model.graph.output)}
 
 
@@ -197,12 +199,15 @@ def build_config(artifact: Artifact, *, backend: str = "auto", max_batch: int | 
         raise DeployKitError("--dynamic-batching needs max_batch_size > 0 (Triton's dynamic batcher combines requests "
                              f"along the batch axis; {batch.reason})")
 
-    dtypes = _onnx_dtypes(onnx_source) if onnx_source is not None else {
+    dtypes = _onnx_dtypes(onnx_source, artifact) if onnx_source is not None else {
         e["name"]: e.get("dtype", "float32") for e in (*artifact.manifest["inputs"], *artifact.manifest["outputs"])}
     fixed = {n: r.min for n, r in ranges.items() if r.is_static}
     name = safe_name(name or artifact.name, "--model-name")  # it becomes a folder of the repository
     config = pb2.ModelConfig(name=name, platform=platform, backend=_TRITON_BACKEND[platform],
                              max_batch_size=max_batch, default_model_filename=model_file)
+    # Triton's default policy serves the latest version folder: a stale 2/ in the model folder would be served
+    # instead of what deploykit writes to 1/, so the config names the version it ships
+    config.version_policy.specific.versions.append(int(VERSION))
     if backend in _INSTANCE_KIND:
         config.instance_group.add(kind=pb2.ModelInstanceGroup.Kind.Value(_INSTANCE_KIND[backend]), count=1)
     for infos, add in ((inputs, config.input.add), (outputs, config.output.add)):

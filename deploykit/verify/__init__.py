@@ -38,6 +38,7 @@ def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str =
         static_shape=manifest["export_shape"] if manifest.get("static") else None,
         export_shape=manifest.get("export_shape"), on_case=on_case, range_sampled=range_status(manifest) == "sampled",
     )
+    run.model_sha256 = manifest["files"][model_file]  # check_files above: the file run_parity read has it
     if write:
         write_results(artifact.dir, run, force=force)
     return run

@@ -37,6 +37,9 @@ class VerifyRun:
     seed: int = 0  # of the off-grid shapes, the samples and the inputs: the run is reproducible from it
     samples: int = 0
     coverage: str = "sweep"  # or, when export could not prove the range: every declared value of each axis
+    # the sha256 of the model file checked: a later export replaces the model, and whoever reads verify.json
+    # compares this with the manifest's (an old PASSED is about another model)
+    model_sha256: str | None = None
 
     @property
     def passed(self) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DeployKitError
-from ..files import check_can_overwrite, read_json
+from ..files import check_can_overwrite, read_json, sha256_file
 from ..transaction import recover, transaction
 
 RESULTS = "verify.json"
@@ -89,7 +89,13 @@ def write_results(folder: Path, run, force: bool = False) -> Path:
         data["runs"][key]["plots"] = {output: name for name, (output, _) in pngs.items()}
         for name, (_, png) in pngs.items():
             data["files"][name] = txn.write(name, png)
-        report = render_markdown(data).encode()
+        current = {}
+        for other in data["runs"].values():  # each run's model as it is now, to mark runs of a replaced model
+            name = other.get("model_file") if isinstance(other, dict) else None
+            model = folder / Path(name).name if isinstance(name, str) else None  # the artifact's own file of that name
+            if model is not None and name not in current and model.is_file() and not model.is_symlink():
+                current[name] = sha256_file(model)
+        report = render_markdown(data, current).encode()
         data["files"][REPORT] = txn.write(REPORT, report)
         txn.write_json(RESULTS, data)
     return path
@@ -103,31 +109,43 @@ def _fmt(value) -> str:
     return "nan" if value != value else f"{value:.3g}"
 
 
-def render_markdown(data: dict) -> str:
+def render_markdown(data: dict, current: dict[str, str] | None = None) -> str:
+    """report.md; ``current`` (model file -> sha256 now) marks runs that checked another model as stale."""
     lines = ["# deploykit verification report", ""]
     for key, run in sorted(data["runs"].items()):
-        verdict = "PASSED" if run["passed"] else "FAILED"
-        lines += [f"## {run['name']}: {key}: {verdict}", "",
-                  f"- model: `{run['model_file']}`",
-                  f"- runner: {', '.join(f'{k}={v}' for k, v in run['runner'].items())}",
-                  f"- tolerance: {', '.join(f'{k}={v}' for k, v in run['tolerance'].items() if v is not None)}",
-                  f"- {len(run['cases'])} shapes in {run['seconds']:.1f} s (seed {run.get('seed', 0)}, "
-                  f"{run.get('samples', 0)} extra samples)",
-                  "- torch floor: max |PyTorch FP32 - PyTorch float64|, PyTorch's own rounding (FP32 runs)", "",
-                  "| case | shape | output | max abs | max rel | mean abs | p99 abs | torch floor | cosine | SNR dB | result |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for case in run["cases"]:
-            shape = " ".join(f"{k}={v}" for k, v in case["shape"].items())
-            if case["error"]:
-                lines.append(f"| {case['label']} | {shape} | - | - | - | - | - | - | - | - | error: {case['error']} |")
-            for m in case["outputs"]:
-                result = "pass" if m["passed"] else "FAIL: " + "; ".join(m["failures"])
-                lines.append(f"| {case['label']} | {shape} | {m['name']} | {_fmt(m['max_abs'])} | {_fmt(m['max_rel'])} | "
-                             f"{_fmt(m['mean_abs'])} | {_fmt(m['p99_abs'])} | {_fmt(m.get('floor'))} | {_fmt(m['cosine'])} | "
-                             f"{_fmt(m['snr_db'])} | {result} |")
-        if run.get("diagnosis"):
-            lines += ["", "**Diagnosis**", ""] + [f"- {note}" for note in run["diagnosis"]]
-        for output, plot in run.get("plots", {}).items():
-            lines += ["", f"![{output} error histogram]({plot})"]
-        lines.append("")
+        try:
+            lines += _render_run(key, run, current or {})
+        except (KeyError, TypeError, AttributeError, ValueError):  # an earlier run's record was edited or cut short
+            lines += [f"## {key}: unreadable record in verify.json (run `deploykit verify` with this backend and "
+                      "precision again)", ""]
     return "\n".join(lines)
+
+
+def _render_run(key: str, run: dict, current: dict[str, str]) -> list[str]:
+    verdict = "PASSED" if run["passed"] else "FAILED"
+    if run.get("model_sha256") != current.get(run["model_file"], run.get("model_sha256")):
+        verdict += " (stale: that was another model; the file has changed since)"
+    lines = [f"## {run['name']}: {key}: {verdict}", "",
+             f"- model: `{run['model_file']}`" + (f" (sha256 {run['model_sha256']})" if run.get("model_sha256") else ""),
+             f"- runner: {', '.join(f'{k}={v}' for k, v in run['runner'].items())}",
+             f"- tolerance: {', '.join(f'{k}={v}' for k, v in run['tolerance'].items() if v is not None)}",
+             f"- {len(run['cases'])} shapes in {run['seconds']:.1f} s (seed {run.get('seed', 0)}, "
+             f"{run.get('samples', 0)} extra samples)",
+             "- torch floor: max |PyTorch FP32 - PyTorch float64|, PyTorch's own rounding (FP32 runs)", "",
+             "| case | shape | output | max abs | max rel | mean abs | p99 abs | torch floor | cosine | SNR dB | result |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for case in run["cases"]:
+        shape = " ".join(f"{k}={v}" for k, v in case["shape"].items())
+        if case["error"]:
+            lines.append(f"| {case['label']} | {shape} | - | - | - | - | - | - | - | - | error: {case['error']} |")
+        for m in case["outputs"]:
+            result = "pass" if m["passed"] else "FAIL: " + "; ".join(m["failures"])
+            lines.append(f"| {case['label']} | {shape} | {m['name']} | {_fmt(m['max_abs'])} | {_fmt(m['max_rel'])} | "
+                         f"{_fmt(m['mean_abs'])} | {_fmt(m['p99_abs'])} | {_fmt(m.get('floor'))} | {_fmt(m['cosine'])} | "
+                         f"{_fmt(m['snr_db'])} | {result} |")
+    if run.get("diagnosis"):
+        lines += ["", "**Diagnosis**", ""] + [f"- {note}" for note in run["diagnosis"]]
+    for output, plot in run.get("plots", {}).items():
+        lines += ["", f"![{output} error histogram]({plot})"]
+    lines.append("")
+    return lines

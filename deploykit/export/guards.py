@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -160,6 +161,7 @@ def analyse_range(flat, recipe, example: list[torch.Tensor], example_case: Shape
     dynamic = [n for n, d in recipe.dims.items() if not d.is_static]
     if not dynamic:
         return RangeAnalysis("static", "every axis is static")
+    cwd = os.getcwd()
     try:
         with quiet(stderr=True), torch.no_grad():
             program = torch.export.export(_private_copy(flat).eval(), tuple(example),
@@ -173,6 +175,9 @@ def analyse_range(flat, recipe, example: list[torch.Tensor], example_case: Shape
                    if line else [], first_line(exc))
         return RangeAnalysis("sampled", "range sampled, not proved: torch.export could not trace the module "
                              f"({type(exc).__name__}: {cut(first_line(exc), 160)})")
+    finally:  # under torch.export the forward guard steps aside (guard.py): a forward's chdir is undone here
+        if os.getcwd() != cwd:
+            os.chdir(cwd)
     env = _shape_env(program)
     if env is None:
         return RangeAnalysis("sampled", "range sampled, not proved: torch.export recorded no shape environment")

@@ -133,11 +133,19 @@ def _unreadable(path):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(file))
         return real(file, *args, **kwargs)
 
+    def refusing_fd(file, *args, **kwargs):  # files.open_regular opens with os.open (no blocking on a FIFO)
+        if isinstance(file, (str, os.PathLike)) and os.path.realpath(os.fspath(file)) == target:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(file))
+        return real_fd(file, *args, **kwargs)
+
+    real_fd = os.open
     builtins.open = io.open = refusing
+    os.open = refusing_fd
     try:
         yield
     finally:
         builtins.open = io.open = real
+        os.open = real_fd
 
 
 @pytest.mark.parametrize("name", ["model.onnx", "weights.pt"])

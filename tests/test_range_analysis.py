@@ -205,3 +205,18 @@ def test_a_range_torch_export_cannot_analyse_is_said_sampled_and_verify_covers_e
     covered = {name: {c.shape[name] for c in run.cases} for name in ("B", "H", "W")}
     assert covered == {"B": {1, 2, 3}, "H": set(range(16, 65, 8)), "W": set(range(8, 21))}
     assert run.passed and run.coverage.startswith("range sampled, not proved")
+
+
+def test_past_the_analysis_budget_the_range_is_sampled_and_every_declared_value_is_checked(tmp_path):
+    """A torch.export that runs out of time (timm's swin: minutes in sympy) is killed; export then compares
+    every declared value of each axis, so a size branch is still refused at its value."""
+    message = None
+    recipe = _recipe(tmp_path, "EqStepped", modules.STEPPED)
+    with pytest.raises(ExportRefused) as refused:
+        export_onnx(recipe, tmp_path / "out", analysis_budget=1e-3)
+    message = str(refused.value)
+    assert "H=40" in message and "range could not be proved" in message and "did not finish within" in message
+    fine = _recipe(tmp_path, "GuardTrueEverywhere", modules.STEPPED)
+    analysis = export_onnx(fine, tmp_path / "out", analysis_budget=1e-3).manifest["checks"]["specialisation"]["range"]
+    assert analysis["status"] == "sampled" and "did not finish within 0.001 s" in analysis["detail"]
+    assert {p["H"] for p in analysis["checked_points"] if p["H"] != 32} == {16, 24, 40, 48, 56, 64}

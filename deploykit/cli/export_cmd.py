@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import DeployKitError, RecipeErrors
+from ..export.guards import ANALYSIS_BUDGET_S
 from ..export import EXPORTER_CHOICES, export_onnx
 from .common import forward_timeout_option, console, echo_json, json_option, out_option, recipes_option, select_recipes
 
@@ -42,17 +43,23 @@ from .common import forward_timeout_option, console, echo_json, json_option, out
 @click.option("--no-optimize", is_flag=True,
               help="Skip the exact onnxruntime graph optimizations (shape-arithmetic folding, CSE) after simplify.")
 @click.option("--force", is_flag=True, help="Overwrite files deploykit did not write (or that changed since).")
+@click.option("--analysis-budget", type=click.FloatRange(min=0), default=ANALYSIS_BUDGET_S, show_default=True,
+              metavar="SECONDS", help="Time torch.export may take to prove the declared range (0: no limit); past "
+                                      "it the range is recorded as sampled, not proved, and every declared value "
+                                      "of each axis is checked instead.")
 @forward_timeout_option
 @recipes_option
 @json_option
 def command(names, all_, module, inputs, dims, args_json, name, call, recipe_path, checkpoint, opset, exporter,
-            out_dir, no_simplify, static, no_rewrites, no_optimize, force, recipe_dir, as_json):
+            out_dir, no_simplify, static, no_rewrites, no_optimize, force, analysis_budget, recipe_dir, as_json):
     """Export to ONNX with dynamic axes, check it, simplify it, write the artifact.
 
     \b
-    A model is written only if it passes: no specialisation of the trace to its
-    example shape or data, onnx.checker, every declared dynamic axis symbolic, and
-    parity with PyTorch at the opt and an off-grid shape. Otherwise the command
+    A model is written only if it passes: every shape guard of the module true
+    over the whole declared range (or the ONNX checked where one is false), no
+    specialisation of the trace to its example shape or data, onnx.checker,
+    every declared dynamic axis symbolic, and parity with PyTorch at the opt and
+    an off-grid shape. Otherwise the command
     refuses in one line, says why, and writes nothing (details in export.log).
 
     \b
@@ -85,7 +92,8 @@ def command(names, all_, module, inputs, dims, args_json, name, call, recipe_pat
 
             result = failures.attempt(recipe.name, lambda: export_onnx(
                 recipe, out_dir, opset=opset, exporter=exporter, simplify=not no_simplify, static=static,
-                rewrites=not no_rewrites, optimize=not no_optimize, force=force, checkpoint=checkpoint, on_step=on_step))
+                rewrites=not no_rewrites, optimize=not no_optimize, force=force, checkpoint=checkpoint, on_step=on_step,
+                analysis_budget=analysis_budget or None))
             if result is not None:
                 results.append(result.summary())
             progress.advance(task)

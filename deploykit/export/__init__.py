@@ -37,7 +37,7 @@ from .log import ExportLog
 from .optimize import optimize_for_ort
 from .rewrites import apply_rewrites
 from .simplify import SIMPLIFIERS
-from .guards import analyse_range
+from .guards import ANALYSIS_BUDGET_S, analyse_range
 from .specialise import SpecialisationCheck, check_trace
 from .weights import describe_weights, reference_module
 
@@ -97,10 +97,12 @@ def _existing_hashes(folder: Path) -> dict:
 def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None = None, exporter: str = "auto",
                 simplify: bool = True, static: bool = False, rewrites: bool = True, force: bool = False,
                 checkpoint: str | Path | None = None, seed: int = 0, on_step=None,
-                optimize: bool = True) -> ExportResult:
+                optimize: bool = True, analysis_budget: float | None = ANALYSIS_BUDGET_S) -> ExportResult:
     """Export ``recipe`` into ``out_dir/<recipe.name>/``; raise ExportRefused rather than write a wrong model.
 
-    Whatever happens, ``export.log`` in that folder says what the exporters and checks did."""
+    ``analysis_budget``: seconds torch.export's range analysis may take (None: no limit); past them the range
+    is recorded as sampled, not proved (guards.py). Whatever happens, ``export.log`` in that folder says what
+    the exporters and checks did."""
     if exporter not in EXPORTER_CHOICES:
         raise DeployKitError(f"--exporter must be one of {', '.join(EXPORTER_CHOICES)}, got {exporter!r}")
     opset = recipe.opset if opset is None else opset
@@ -123,7 +125,8 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
 
     try:
         return _export(recipe, folder, log, step, opset=opset, exporter=exporter, simplify=simplify, static=static,
-                       rewrites=rewrites, checkpoint=checkpoint, seed=seed, optimize=optimize, known=known)
+                       rewrites=rewrites, checkpoint=checkpoint, seed=seed, optimize=optimize, known=known,
+                       analysis_budget=analysis_budget)
     except DeployKitError as exc:
         log.failure(exc)
         exc.args = (f"{exc} (details: {log.path})",) if log.write() else exc.args
@@ -139,7 +142,7 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
 
 
 def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simplify, static, rewrites, checkpoint,
-            seed, optimize, known) -> ExportResult:
+            seed, optimize, known, analysis_budget) -> ExportResult:
     started = time.perf_counter()
     step("building the module")
     model, weights = reference_module(recipe, checkpoint, seed)
@@ -156,7 +159,7 @@ def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simp
     reference = ReferenceCheck(model, recipe, cases, recipe.tolerance("fp32"), cases[0] if static else None)
     raw, used, attempts, specialisation = _export_first_correct(export_model, recipe, reference, log, step,
                                                                  opset=opset, exporter=exporter, static=static,
-                                                                 seed=seed)
+                                                                 seed=seed, analysis_budget=analysis_budget)
     actual_opset = opset_of(raw)
     opset_note = "" if actual_opset == opset else (
         f"requested opset {opset}, the {used} exporter wrote {actual_opset} "
@@ -220,7 +223,8 @@ def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simp
                         time.perf_counter() - started, describe_weights(weights), manifest)
 
 
-def _export_first_correct(export_model, recipe, reference, log: ExportLog, step, *, opset, exporter, static, seed):
+def _export_first_correct(export_model, recipe, reference, log: ExportLog, step, *, opset, exporter, static, seed,
+                          analysis_budget=ANALYSIS_BUDGET_S):
     """The first exporter whose model is not specialised and passes every check.
 
     Returns (model, exporter name, attempts, SpecialisationCheck); ExportRefused with every reason when none does."""
@@ -240,7 +244,7 @@ def _export_first_correct(export_model, recipe, reference, log: ExportLog, step,
     if not static:
         step("analysing the declared range with torch.export (every shape guard, at every declared value)")
         try:
-            analysis = analyse_range(flat, recipe, example_tensors(), example)
+            analysis = analyse_range(flat, recipe, example_tensors(), example, analysis_budget)
         except ExportRefused as exc:
             raise ExportRefused(f"{recipe.name}: refused: {exc}") from None
         log.line(f"range analysis: {analysis.status}: {analysis.detail}")

@@ -36,11 +36,14 @@ import numpy as np
 import sympy
 import torch
 
-from ..errors import first_line
+from ..errors import ExportRefused, first_line
 from ..recipe.shapes import DimExpr, ShapeCase, describe_values
+from .budget import OutOfTime, run_forked
 from .specialise import Site, cut, is_user_file, refuse
 
 MAX_CHECK_POINTS = 64  # declared points where a guard is false that export may check one by one
+ANALYSIS_BUDGET_S = 60.0  # torch.export's time before the range is declared sampled (export --analysis-budget)
+MAX_VALUES_PER_AXIS = 64  # a sampled range: verify runs this many values of each axis at most (evenly spaced)
 _MAX_GRID = 1_000_000  # points per guard evaluated (vectorised); a wider guard leaves the range sampled
 _SOURCE = re.compile(r"L\['inputs'\]\[(\d+)\]\.size\(\)\[(\d+)\]")
 
@@ -99,6 +102,11 @@ class RangeAnalysis:
         """The one line when the export differs from PyTorch at ``case``, a point where a guard is false."""
         guard = next((g for g in self.violated if any(all(case.values.get(k) == v for k, v in p.items())
                                                      for p in g.failing)), None) if self.guarded(case.values) else None
+        if self.status == "sampled":
+            return (f"the trace is specialised to its example shape: it differs from PyTorch at {case.describe()} "
+                    f"(declared; {cut(failure, 120)}); the range could not be proved ({cut(self.detail, 160)}), so "
+                    "export compared every declared value of each axis; make the code shape-independent or declare "
+                    "the axis static")
         if guard is None:  # a size of 1, which torch.export assumed away
             return (f"the trace is specialised to its example shape (it assumes every dynamic size is at least 2): "
                     f"it differs from PyTorch at {case.describe()} ({failure}); "
@@ -151,20 +159,82 @@ def _data_dependent(exc: Exception) -> bool:
         "GuardOnDataDependentSymNode", "DataDependentOutputException", "DynamicOutputShapeException")
 
 
-def analyse_range(flat, recipe, example: list[torch.Tensor], example_case: ShapeCase) -> RangeAnalysis:
+def analyse_range(flat, recipe, example: list[torch.Tensor], example_case: ShapeCase,
+                  budget: float | None = ANALYSIS_BUDGET_S) -> RangeAnalysis:
     """Trace with torch.export and evaluate its every guard over the declared grid (the module docstring).
 
     ExportRefused for a data-dependent branch, or for a guard that fails at more declared points than
-    export may check one by one."""
+    export may check one by one. ``budget``: seconds torch.export may take (in a forked child, budget.py);
+    past them the range is sampled, not proved, and the check cases are every declared value of each axis."""
+    if all(d.is_static for d in recipe.dims.values()):
+        return RangeAnalysis("static", "every axis is static")
+    if budget:
+        _warm_up()
+    try:
+        analysis = run_forked(lambda: _analyse(flat, recipe, example, example_case, copy_module=not budget),
+                              budget, passthrough=(ExportRefused,))
+    except OutOfTime:
+        analysis = RangeAnalysis("sampled", f"range sampled, not proved: torch.export did not finish within "
+                                 f"{budget:g} s (export --analysis-budget)")
+    except RuntimeError as exc:  # the child failed outside torch.export (out of memory, a signal)
+        analysis = RangeAnalysis("sampled", f"range sampled, not proved: the analysis failed ({cut(str(exc), 160)})")
+    if analysis.status == "sampled":  # export compares every declared value of each axis, a few per axis
+        analysis.check_cases = every_value_cases(recipe, MAX_CHECK_POINTS // max(1, len(_dynamic(recipe))))[0]
+    return analysis
+
+
+_WARM: list = []
+
+
+def _warm_up() -> None:
+    """torch.export's first call in a process spends seconds importing and initialising; a forked child would
+    pay that on every export and keep nothing, so the parent pays it once."""
+    if _WARM:
+        return
     from ..environment import quiet
 
-    dynamic = [n for n, d in recipe.dims.items() if not d.is_static]
-    if not dynamic:
-        return RangeAnalysis("static", "every axis is static")
+    class Tiny(torch.nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    with quiet(stderr=True), torch.no_grad():
+        try:
+            torch.export.export(Tiny(), (torch.zeros(2, 3),), dynamic_shapes=({0: torch.export.Dim.AUTO},),
+                                strict=False)
+        except Exception:  # only a speed-up: the analysis itself reports what torch.export says
+            pass
+    _WARM.append(True)
+
+
+def _dynamic(recipe) -> list[str]:
+    return [n for n, d in recipe.dims.items() if not d.is_static]
+
+
+def every_value_cases(recipe, per_axis: int = MAX_VALUES_PER_AXIS) -> tuple[list[ShapeCase], str]:
+    """Every declared value of each dynamic axis, the others at opt (at most ``per_axis`` values per axis, evenly
+    spaced, min and max included): what verify covers when export could not prove the range symbolically."""
+    cases, notes = [], []
+    opt = recipe.case("opt").values
+    for name in _dynamic(recipe):
+        grid = recipe.dims[name].allowed()
+        if len(grid) > per_axis:
+            values = sorted({grid[int(i)] for i in np.linspace(0, len(grid) - 1, per_axis).round()})
+            notes.append(f"{name} at {len(values)} of its {len(grid)} values")
+        else:
+            values = list(grid)
+            notes.append(f"{name} at all {len(values)}")
+        cases += [ShapeCase(f"every-{name}", {**opt, name: v}) for v in values if v != opt[name]]
+    return cases, "range sampled, not proved at export: " + ", ".join(notes) + " (the others at opt)"
+
+
+def _analyse(flat, recipe, example, example_case, copy_module: bool) -> RangeAnalysis:
+    from ..environment import quiet
+
     cwd = os.getcwd()
     try:
         with quiet(stderr=True), torch.no_grad():
-            program = torch.export.export(_private_copy(flat).eval(), tuple(example),
+            module = _private_copy(flat) if copy_module else flat  # a forked child's changes stay in the child
+            program = torch.export.export(module.eval(), tuple(example),
                                           dynamic_shapes=dynamic_axes_auto(recipe), strict=False)
     except Exception as exc:  # torch.export raises many types; only a branch on data is a verdict
         if _data_dependent(exc):

@@ -16,6 +16,7 @@ from ..parity.metrics import near_floor
 from ..recipe.shapes import ShapeCase
 from ..runners.backends import BACKENDS as BACKEND_TABLE
 from ..runners.torch_runner import TorchRunner
+from ..export.guards import every_value_cases
 from . import diagnose
 
 # the backends verify can run (rows of the one backend table); ort-cpu is the default
@@ -57,29 +58,6 @@ def make_runner(backend: str, model_path: Path):
     if backend not in BACKENDS:
         raise DeployKitError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     return BACKEND_TABLE[backend].runner(model_path)
-
-
-MAX_VALUES_PER_AXIS = 64  # a sampled range is verified at this many values of each axis at most (evenly spaced)
-
-
-def every_value_cases(recipe) -> tuple[list[ShapeCase], str]:
-    """Every declared value of each dynamic axis, the others at opt (up to MAX_VALUES_PER_AXIS per axis):
-    what verify covers when export could not prove the range symbolically."""
-    cases, notes = [], []
-    opt = recipe.case("opt").values
-    for name, spec in recipe.dims.items():
-        grid = spec.allowed()
-        if spec.is_static:
-            continue
-        if len(grid) > MAX_VALUES_PER_AXIS:
-            picks = np.linspace(0, len(grid) - 1, MAX_VALUES_PER_AXIS).round().astype(int)
-            values = sorted({grid[int(i)] for i in picks})
-            notes.append(f"{name} at {len(values)} of its {len(grid)} values")
-        else:
-            values = list(grid)
-            notes.append(f"{name} at all {len(values)}")
-        cases += [ShapeCase(f"every-{name}", {**opt, name: v}) for v in values if v != opt[name]]
-    return cases, "range sampled, not proved at export: " + ", ".join(notes) + " (the others at opt)"
 
 
 def select_cases(recipe, backend: str, static_shape: dict | None, extra: list[dict], seed: int,

@@ -42,8 +42,10 @@ def exported_artifact(tmp_path_factory, name: str) -> Path:
 
 
 def artifact_copy(tmp_path_factory, name: str, dest: Path) -> Path:
-    """A private copy of the artifact, for tests that write into it (e.g. the manifest's triton record)."""
-    return Path(shutil.copytree(exported_artifact(tmp_path_factory, name), dest / name))
+    """A private copy of the artifact as export wrote it, for tests that write into it (e.g. the manifest's triton
+    record); what other tests' verify runs left in the shared copy (plots/, verify.json, report.md) stays behind."""
+    ignore = shutil.ignore_patterns("plots", "verify.json", "report.md")
+    return Path(shutil.copytree(exported_artifact(tmp_path_factory, name), dest / name, ignore=ignore))
 
 
 def shared_out(tmp_path_factory, *names: str) -> Path:

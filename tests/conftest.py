@@ -48,3 +48,20 @@ def require_gpu():
     if os.environ.get("REQUIRE_GPU") == "1":
         pytest.fail(f"REQUIRE_GPU=1 but {machine.missing}")
     pytest.skip(machine.missing)
+
+
+# The fast tier (-m "not slow") keeps one case of each kind: in these files, every parametrized case but the first
+# of each test is marked slow (the full suite, CI's command, runs them all).
+ONE_CASE_PER_KIND = ("reliability/", "test_range_analysis.py", "test_user_module.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    seen = set()
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        if not any(part in path for part in ONE_CASE_PER_KIND) or not hasattr(item, "callspec"):
+            continue
+        function = item.nodeid.split("[")[0]
+        if function in seen:
+            item.add_marker(pytest.mark.slow)
+        seen.add(function)

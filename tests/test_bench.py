@@ -157,6 +157,7 @@ def test_json_follows_the_schema_and_skipped_backends_say_why(se_artifacts):
     assert rows["trt"]["latency_ms"] is None
 
 
+@pytest.mark.slow
 def test_isolated_run_measures_memory_and_writes_files(se_artifacts):
     recipe = find_recipe("se", RECIPES)
     settings = BenchSettings(warmup=1, iters=3, rounds=1, threads=1, isolated=True)

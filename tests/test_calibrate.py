@@ -392,6 +392,7 @@ def test_provenance_recorded_and_mismatch_refused(composite, tmp_path):
 
 
 # -- the command -----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cli_synthetic_json_reuse_refusal_and_overwrite_guard(tmp_path, tmp_path_factory):
     artifact_copy(tmp_path_factory, "mhsa", tmp_path)
     runner = CliRunner()

@@ -178,6 +178,7 @@ def _cli(cwd, *args):
     return subprocess.run([DEPLOYKIT, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_a_non_persistent_buffer_is_in_the_artifact_and_verified_in_a_later_process(tmp_path):
     (tmp_path / "projnet.py").write_text(NET)
     done = _cli(tmp_path, "export", "--module", "projnet:make", "--input", "x=B,4,H,W", "--dim", "B=1:2:4",

@@ -283,6 +283,7 @@ def test_inference_does_not_block_the_event_loop_and_shutdown_is_clean(artifacts
     assert not repository.models["cbam"].session.runner.active
 
 
+@pytest.mark.slow
 def test_cli_serves_and_stops_cleanly_on_sigint(artifacts):
     port = free_port()
     command = [sys.executable, "-c", "from deploykit.cli import run; run()", "serve", str(artifacts["cbam"]),

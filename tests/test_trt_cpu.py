@@ -330,6 +330,7 @@ def test_calibration_cache_is_checked_for_the_tensorrt_that_reads_it(tmp_path):
         load_cache(cache)
 
 
+@pytest.mark.slow
 def test_calibrated_artifact_passes_on_tensorrt_10_and_11(tmp_path_factory, tmp_path):
     """`deploykit calibrate`'s Q/DQ, FP16 and cache outputs pass the checks on every precision path."""
     from deploykit.calibration.pipeline import calibrate_artifact

@@ -153,6 +153,7 @@ def test_the_recipe_free_path_calls_the_factory_once_and_exports_that_module(pro
     assert all(torch.equal(stored[k], v) for k, v in mynet.BUILT[0].state_dict().items())
 
 
+@pytest.mark.slow
 def test_verify_onnx_needs_no_checkpoint_when_the_factory_holds_the_weights(project, tmp_path):
     folder, mynet = project
     recipe_path = folder / "artifacts" / "net_trained" / "recipe.toml"

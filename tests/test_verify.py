@@ -74,6 +74,7 @@ def test_static_axis_fed_an_allowed_shape_is_reported_with_the_axis(tmp_path):
     assert any("input 'x' axis 2 (H) is fixed at 32" in note for note in run.diagnosis)
 
 
+@pytest.mark.slow
 def test_cli_exit_codes_pass_fail_and_user_error(tmp_path):
     export_onnx(find_recipe("se", RECIPES), tmp_path)
     ok = CliRunner().invoke(main, ["verify", "se", "--out", str(tmp_path), "--shape", "B=3,H=37,W=53"])

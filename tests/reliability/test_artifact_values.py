@@ -200,6 +200,7 @@ def test_calibrate_on_a_read_only_folder_is_one_line(se, tmp_path):
     assert tree(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_calibrate_on_a_folder_it_may_not_write_is_one_line(se, tmp_path, monkeypatch):
     real = os.access
     monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if os.fspath(path) == str(se) else real(path, mode, **kw))

@@ -98,6 +98,7 @@ def test_a_full_tmpdir_names_the_temporary_folder(project, monkeypatch, tmp_path
 
 @pytest.mark.parametrize("env", [{"PYTHONIOENCODING": "ascii"}, {"LC_ALL": "C", "PYTHONUTF8": "0",
                                                                   "PYTHONCOERCECLOCALE": "0"}])
+@pytest.mark.slow
 def test_a_folder_name_the_locale_cannot_encode(project, env):
     out = os.fsdecode(b"caf\xe9")  # Latin-1 bytes: not UTF-8, held as a surrogate escape
     done = subprocess.run([DEPLOYKIT, "export", "--module", "anyargs:make", *DIMS, "--name", "net", "--out", out],

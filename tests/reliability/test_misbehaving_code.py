@@ -213,6 +213,7 @@ def _spawn(project, behaviour, *extra, stdin=subprocess.DEVNULL, timeout=240):
                           cwd=project, capture_output=True, text=True, timeout=timeout, stdin=stdin)
 
 
+@pytest.mark.slow
 def test_a_forward_that_starts_a_thread_does_not_keep_deploykit_alive(project):
     done = _spawn(project, "starts_a_thread", timeout=180)  # the thread sleeps an hour
     assert done.returncode == 0, done.stderr

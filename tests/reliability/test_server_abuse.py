@@ -264,6 +264,7 @@ def test_an_inference_header_over_the_json_cap_is_413(server):
     _good(server)
 
 
+@pytest.mark.slow
 def test_json_memory_per_body_is_measured_and_bounded():
     """benchmarks/body_memory.py: parsing JSON costs ~11x the body (the cap's reason), binary ~1x."""
     script = Path(__file__).parents[2] / "benchmarks" / "body_memory.py"

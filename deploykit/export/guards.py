@@ -39,24 +39,13 @@ import torch
 from ..errors import ExportRefused, first_line
 from ..recipe.shapes import DimExpr, ShapeCase, describe_values
 from .budget import OutOfTime, run_forked
+from .grid import MAX_GRID, as_python, failing_points
 from .specialise import Site, cut, is_user_file, refuse
 
 MAX_CHECK_POINTS = 64  # declared points where a guard is false that export may check one by one
 ANALYSIS_BUDGET_S = 60.0  # torch.export's time before the range is declared sampled (export --analysis-budget)
 MAX_VALUES_PER_AXIS = 64  # a sampled range: verify runs this many values of each axis at most (evenly spaced)
-_MAX_GRID = 1_000_000  # points per guard evaluated (vectorised); a wider guard leaves the range sampled
 _SOURCE = re.compile(r"L\['inputs'\]\[(\d+)\]\.size\(\)\[(\d+)\]")
-
-# torch's sympy functions (torch/utils/_sympy/functions.py) on numpy int64 arrays, for lambdify
-_NUMPY_FUNCTIONS = {
-    "FloorDiv": np.floor_divide, "CleanDiv": np.floor_divide, "IntTrueDiv": np.true_divide,
-    "FloatTrueDiv": np.true_divide, "CeilDiv": lambda a, b: -np.floor_divide(-a, b),
-    "PythonMod": np.mod, "Mod": np.mod, "ModularIndexing": lambda x, d, m: np.mod(np.floor_divide(x, d), m),
-    "TruncToInt": np.trunc, "FloorToInt": np.floor, "CeilToInt": np.ceil, "Identity": lambda x: x,
-    "ToFloat": lambda x: np.asarray(x, dtype=np.float64), "PowByNatural": np.power, "Max": np.maximum,
-    "Min": np.minimum,
-}
-
 
 @dataclass(frozen=True)
 class Guard:
@@ -317,12 +306,12 @@ def _evaluate(env, recipe, example_case: ShapeCase) -> RangeAnalysis:
             continue
         if any(s not in axes for s in symbols):  # a data (unbacked) symbol: torch.export raised for branches on it
             continue
-        failing = _failing_points(expr, symbols, axes, recipe)
+        failing = failing_points(expr, symbols, axes, recipe, MAX_CHECK_POINTS + 1)
         if failing is None:
             unevaluated.append(expr)
         elif failing:
             named = expr.xreplace({s: sympy.Symbol(axes[s].text) for s in symbols})
-            violated.append(Guard(_python(named), site or _same_line_site(recorded, expr), tuple(failing)))
+            violated.append(Guard(as_python(named), site or _same_line_site(recorded, expr), tuple(failing)))
     points = _size_one_points(recipe, example_case)
     for guard in violated:
         points.extend(guard.failing)
@@ -336,7 +325,7 @@ def _evaluate(env, recipe, example_case: ShapeCase) -> RangeAnalysis:
     checked = f"{len(recorded)} guard(s) evaluated at every declared value of the symbols they name"
     if unevaluated:
         return RangeAnalysis("sampled", f"range sampled, not proved: {len(unevaluated)} guard(s) span more than "
-                             f"{_MAX_GRID} declared points (e.g. `{_python(unevaluated[0])}`)", len(recorded),
+                             f"{MAX_GRID} declared points (e.g. `{as_python(unevaluated[0])}`)", len(recorded),
                              violated, cases)
     if violated:
         return RangeAnalysis("partitioned", f"{checked}; {len(violated)} false somewhere: the export is compared "
@@ -350,50 +339,6 @@ def _same_line_site(recorded, expr) -> Site | None:
     """A replacement records no line; the guard that made it (``Eq(s0, 2)``) does."""
     return next((site for other, site in recorded if site is not None and other.free_symbols & expr.free_symbols
                  and isinstance(other, sympy.Eq)), None)
-
-
-def _python(expr) -> str:
-    from torch.utils._sympy.printers import PythonPrinter
-
-    try:
-        return PythonPrinter().doprint(expr)
-    except Exception:  # a printer gap never hides a guard: sympy's own form
-        return str(expr)
-
-
-def _failing_points(expr, symbols, axes: dict, recipe) -> list[dict] | None:
-    """The declared points (values of the recipe symbols ``expr`` names) where it is false: at most
-    MAX_CHECK_POINTS + 1 of them; None when the grid is too large to evaluate."""
-    names = sorted({axes[s].symbol for s in symbols})
-    grids = [recipe.dims[n].allowed() for n in names]
-    size = int(np.prod([len(g) for g in grids], dtype=np.float64))
-    if size > _MAX_GRID:
-        return None
-    mesh = np.meshgrid(*[np.asarray(g, dtype=np.int64) for g in grids], indexing="ij")
-    columns = {n: m.ravel() for n, m in zip(names, mesh)}
-    values = [columns[axes[s].symbol] * axes[s].scale.numerator // axes[s].scale.denominator for s in symbols]
-    holds = _vectorised(expr, symbols, values)
-    if holds is None:  # lambdify could not express it: one point at a time
-        holds = np.array([_holds(expr, symbols, [int(v[i]) for v in values]) for i in range(size)])
-    bad = np.flatnonzero(~holds)[:MAX_CHECK_POINTS + 1]
-    return [{n: int(columns[n][i]) for n in names} for i in bad]
-
-
-def _vectorised(expr, symbols, values) -> np.ndarray | None:
-    try:
-        function = sympy.lambdify(symbols, expr, modules=[_NUMPY_FUNCTIONS, "numpy"])
-        holds = np.broadcast_to(np.asarray(function(*values), dtype=bool), values[0].shape)
-    except Exception:  # an unknown function or a type numpy refuses: evaluated point by point instead
-        return None
-    # the printer is trusted only where it agrees with sympy itself (first, last, and first failing point)
-    probes = {0, len(holds) - 1, *np.flatnonzero(~holds)[:1].tolist()}
-    if any(bool(holds[i]) != _holds(expr, symbols, [int(v[i]) for v in values]) for i in probes):
-        return None
-    return holds
-
-
-def _holds(expr, symbols, point: list[int]) -> bool:
-    return bool(expr.xreplace({s: sympy.Integer(v) for s, v in zip(symbols, point)}))
 
 
 def _size_one_points(recipe, example_case: ShapeCase) -> list[dict]:

@@ -129,7 +129,10 @@ def _print_run(run):
                           f"{case.backend_ms:.1f}" if case.backend_ms is not None else "-", result)
     out = console()
     out.print(table)
-    out.print(f"seed {run.seed}; torch floor = max |PyTorch FP32 - PyTorch float64|, PyTorch's own rounding", highlight=False)
+    tolerance = ", ".join(f"{k}={v}" for k, v in run.tolerance.items() if v is not None)
+    out.print(f"checked {run.model_file} (tolerance {tolerance}); seed {run.seed}", highlight=False)
+    out.print("torch floor = max |PyTorch FP32 - PyTorch float64|, PyTorch's own rounding, computed where the plain "
+              "tolerance fails ('-': not needed)", highlight=False)
     if run.coverage != "sweep":
         out.print(f"[yellow]{run.coverage}[/yellow]", highlight=False)
     for note in run.diagnosis:

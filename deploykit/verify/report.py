@@ -109,6 +109,11 @@ def _fmt(value) -> str:
     return "nan" if value != value else f"{value:.3g}"
 
 
+def _cosine(value) -> str:
+    """Six decimals: 0.99977 is not 1 (a cosine's interesting digits are its last ones)."""
+    return "nan" if value != value else f"{value:.6f}"
+
+
 def render_markdown(data: dict, current: dict[str, str] | None = None) -> str:
     """report.md; ``current`` (model file -> sha256 now) marks runs that checked another model as stale."""
     lines = ["# deploykit verification report", ""]
@@ -131,7 +136,9 @@ def _render_run(key: str, run: dict, current: dict[str, str]) -> list[str]:
              f"- tolerance: {', '.join(f'{k}={v}' for k, v in run['tolerance'].items() if v is not None)}",
              f"- {len(run['cases'])} shapes in {run['seconds']:.1f} s (seed {run.get('seed', 0)}, "
              f"{run.get('samples', 0)} extra samples)",
-             "- torch floor: max |PyTorch FP32 - PyTorch float64|, PyTorch's own rounding (FP32 runs)", "",
+             "- torch floor: max |PyTorch FP32 - PyTorch float64|, PyTorch's own rounding (FP32 runs; computed only "
+             "where the plain tolerance fails, '-' where it was not needed)",
+             f"- shapes covered: {run.get('coverage', 'sweep')}", "",
              "| case | shape | output | max abs | max rel | mean abs | p99 abs | torch floor | cosine | SNR dB | result |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for case in run["cases"]:
@@ -141,7 +148,7 @@ def _render_run(key: str, run: dict, current: dict[str, str]) -> list[str]:
         for m in case["outputs"]:
             result = "pass" if m["passed"] else "FAIL: " + "; ".join(m["failures"])
             lines.append(f"| {case['label']} | {shape} | {m['name']} | {_fmt(m['max_abs'])} | {_fmt(m['max_rel'])} | "
-                         f"{_fmt(m['mean_abs'])} | {_fmt(m['p99_abs'])} | {_fmt(m.get('floor'))} | {_fmt(m['cosine'])} | "
+                         f"{_fmt(m['mean_abs'])} | {_fmt(m['p99_abs'])} | {_fmt(m.get('floor'))} | {_cosine(m['cosine'])} | "
                          f"{_fmt(m['snr_db'])} | {result} |")
     if run.get("diagnosis"):
         lines += ["", "**Diagnosis**", ""] + [f"- {note}" for note in run["diagnosis"]]

@@ -50,8 +50,8 @@ def _is_loopback(host: str) -> bool:
 @click.option("--body-timeout", type=click.FloatRange(min=0.05), default=60.0, show_default=True,
               help="Seconds for a request's whole body to arrive, however it trickles in; then 408.")
 @click.option("--max-client-concurrency", type=click.IntRange(1), default=None,
-              help="HTTP requests in flight from one client address (default: half of --max-concurrency); "
-                   "beyond it 503, so one client cannot hold every slot.")
+              help="Requests in flight from one client address, HTTP and gRPC each (default: half of --max-concurrency); "
+                   "beyond it 503 (RESOURCE_EXHAUSTED over gRPC), so one client cannot hold every slot.")
 @click.option("--max-json-mb", type=click.FloatRange(min=0.001), default=16.0, show_default=True,
               help="Largest JSON text per request (JSON costs ~11x its size to parse); send bigger tensors "
                    "as binary data. Bigger ones get 413.")

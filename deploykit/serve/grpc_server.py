@@ -86,7 +86,11 @@ SERVICE = "inference.GRPCInferenceService"
 class InferenceServicer:
     """GRPCInferenceService over a ModelRepository."""
 
-    def __init__(self, repository: ModelRepository, metrics: ServerMetrics, workers: int):
+    def __init__(self, repository: ModelRepository, metrics: ServerMetrics, workers: int,
+                 per_client: int | None = None):
+        self.per_client = per_client
+        self._clients: dict[str, int] = {}
+        self._clients_lock = threading.Lock()
         self.repository = repository
         self.metrics = metrics
         self.ready = False
@@ -142,8 +146,39 @@ class InferenceServicer:
             log.exception("internal error in ModelInfer for %s", message.model_name)
             context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
 
+    def _client_slot(self, context):
+        """A slot of the caller's address for one inference, or None past ``--max-client-concurrency`` (one client
+        holding every slot would deny all the others, as over HTTP)."""
+        client = context.peer().rsplit(":", 1)[0]  # "ipv4:127.0.0.1:50412" -> the address without the port
+        with self._clients_lock:
+            if self.per_client is not None and self._clients.get(client, 0) >= self.per_client:
+                return None
+            self._clients[client] = self._clients.get(client, 0) + 1
+        return client
+
+    def _release(self, client: str) -> None:
+        with self._clients_lock:
+            self._clients[client] -= 1
+            if not self._clients[client]:
+                del self._clients[client]  # only clients with inferences in flight are kept
+
     def handler(self):
         """The grpcio handler for the implemented methods; each request is parsed here (see the docstring)."""
+
+        def limited(method):
+            def call(message, context):
+                client = self._client_slot(context)
+                if client is None:
+                    self.metrics.rejected.labels("grpc", "client").inc()
+                    return context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                         f"this client address has {self.per_client} inferences in flight, the limit "
+                                         "per client (deploykit serve --max-client-concurrency)")
+                try:
+                    return method(message, context)
+                finally:
+                    self._release(client)
+
+            return call
 
         def parsed(method, request_class):
             def call(raw: bytes, context):
@@ -162,8 +197,9 @@ class InferenceServicer:
         handlers = {}
         for name, request_class in methods.items():
             response_class = getattr(pb, request_class.__name__.replace("Request", "Response"))
+            method = limited(self.ModelInfer) if name == "ModelInfer" else getattr(self, name)
             handlers[name] = grpc.unary_unary_rpc_method_handler(
-                parsed(getattr(self, name), request_class), response_serializer=response_class.SerializeToString)
+                parsed(method, request_class), response_serializer=response_class.SerializeToString)
         return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
     def _response(self, name: str, request_id: str, results: dict[str, np.ndarray]):
@@ -180,8 +216,9 @@ class GrpcServer:
     """grpcio's server with the servicer, on its own threads: ``start()`` ... ``stop()``."""
 
     def __init__(self, repository: ModelRepository, metrics: ServerMetrics, *, host: str = "127.0.0.1",
-                 port: int = 8001, workers: int = 2, max_concurrency: int = 64, max_message_bytes: int):
-        self.servicer = InferenceServicer(repository, metrics, workers)
+                 port: int = 8001, workers: int = 2, max_concurrency: int = 64, max_message_bytes: int,
+                 max_client_concurrency: int | None = None):
+        self.servicer = InferenceServicer(repository, metrics, workers, max_client_concurrency)
         # every RPC past maximum_concurrent_rpcs gets RESOURCE_EXHAUSTED from grpcio itself; the pool is
         # larger than that, so health RPCs are never queued behind inferences
         self.server = grpc.server(

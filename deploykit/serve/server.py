@@ -78,7 +78,8 @@ def serve(artifact_dirs: list[str | Path], *, host: str = "127.0.0.1", port: int
 
                 grpc_server = GrpcServer(repository, metrics, host=host, port=grpc_port,
                                          workers=workers or min(8, os.cpu_count() or 1),
-                                         max_concurrency=max_concurrency, max_message_bytes=max_body_bytes)
+                                         max_concurrency=max_concurrency, max_message_bytes=max_body_bytes,
+                                         max_client_concurrency=max_client_concurrency)
             if on_loaded:
                 on_loaded(repository, sock.getsockname()[1], grpc_server.port if grpc_server else None, notes)
             if grpc_server is not None:

@@ -287,3 +287,53 @@ def test_serve_help_names_the_abuse_limits():
 @pytest.mark.parametrize("flag", ["--body-timeout", "--max-client-concurrency", "--max-json-mb"])
 def test_serve_refuses_a_bad_limit_in_one_line(flag):
     assert_one_line_error(cli("serve", "artifacts/none", flag, "0"), flag)
+
+
+def test_grpc_one_client_over_its_limit_is_refused_counted_and_others_served():
+    """The per-client limit over gRPC too (RESOURCE_EXHAUSTED, counted as a rejection in /metrics)."""
+    import types
+
+    import grpc
+
+    from deploykit.serve.grpc_server import SERVICE, InferenceServicer
+    from deploykit.serve.metrics import ServerMetrics
+    from tritonclient.grpc import service_pb2 as pb
+
+    metrics = ServerMetrics()
+    servicer = InferenceServicer(types.SimpleNamespace(models={}), metrics, workers=2, per_client=1)
+    release, entered = threading.Event(), threading.Event()
+
+    def slow_infer(message, context):
+        entered.set()
+        release.wait(5)
+        return pb.ModelInferResponse(model_name=message.model_name)
+
+    servicer.ModelInfer = slow_infer
+    details = types.SimpleNamespace(method=f"/{SERVICE}/ModelInfer", invocation_metadata=())
+    infer = servicer.handler().service(details).unary_unary
+
+    class Context:
+        def __init__(self, peer):
+            self._peer, self.aborted = peer, None
+
+        def peer(self):
+            return self._peer
+
+        def abort(self, code, message):
+            self.aborted = (code, message)
+            raise RuntimeError(message)  # grpcio's abort raises too
+
+    raw = pb.ModelInferRequest(model_name="x").SerializeToString()
+    first = threading.Thread(target=infer, args=(raw, Context("ipv4:127.0.0.5:4000")))
+    first.start()
+    assert entered.wait(5)
+    refused = Context("ipv4:127.0.0.5:4001")  # the same address, another port
+    with pytest.raises(RuntimeError):
+        infer(raw, refused)
+    assert refused.aborted[0] == grpc.StatusCode.RESOURCE_EXHAUSTED and "--max-client-concurrency" in refused.aborted[1]
+    assert metrics.rejected.labels("grpc", "client")._value.get() == 1
+    other = Context("ipv4:127.0.0.6:4000")  # another client is served while the first one holds its slot
+    release.set()
+    assert infer(raw, other).model_name == "x" and other.aborted is None
+    first.join(5)
+    assert servicer._clients == {}  # every slot given back

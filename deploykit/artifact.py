@@ -19,6 +19,7 @@ from .transaction import recover, transaction
 
 MODEL = "model.onnx"
 WEIGHTS = "weights.pt"
+BUFFERS = "buffers.pt"  # non-persistent buffers, when the module has any (weights.pt stays a plain state_dict)
 MANIFEST = "manifest.json"
 RECIPE = "recipe.toml"  # the recipe the artifact was exported from, copied: the artifact is self-contained
 LOG = "export.log"
@@ -26,14 +27,22 @@ MANIFEST_FORMAT = 1
 
 
 def state_dict_bytes(model: torch.nn.Module) -> bytes:
-    """weights.pt: the module's state_dict, and every tensor it leaves out (buffers registered with
-    ``persistent=False``, e.g. a fixed random projection), so the artifact holds every tensor of the model.
-    A module without such buffers gets a plain state_dict (``model.load_state_dict(torch.load(...))``)."""
-    from .export.weights import NON_PERSISTENT, non_persistent_buffers
-
+    """weights.pt: the module's state_dict, as ``model.load_state_dict(torch.load(path))`` takes it."""
     buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def buffers_bytes(model: torch.nn.Module) -> bytes | None:
+    """buffers.pt: every tensor the state_dict leaves out (buffers registered with ``persistent=False``, e.g. a
+    fixed random projection), so the artifact holds every tensor of the model; None when there is none."""
+    from .export.weights import non_persistent_buffers
+
     extra = non_persistent_buffers(model)
-    torch.save({"state_dict": model.state_dict(), NON_PERSISTENT: extra} if extra else model.state_dict(), buffer)
+    if not extra:
+        return None
+    buffer = io.BytesIO()
+    torch.save(extra, buffer)
     return buffer.getvalue()
 
 
@@ -124,8 +133,14 @@ class Artifact:
         """The PyTorch module with exactly the weights the ONNX was exported from."""
         from .export.weights import load_checkpoint
 
+        from .export.weights import load_buffers
+
         self.check_files(WEIGHTS)
-        return load_checkpoint(recipe.build(), self.dir / WEIGHTS, what="the artifact's weights")
+        model = load_checkpoint(recipe.build(), self.dir / WEIGHTS, what="the artifact's weights")
+        if BUFFERS in self.manifest.get("files", {}):
+            self.check_files(BUFFERS)
+            load_buffers(model, self.dir / BUFFERS)
+        return model
 
 
 def _tensors(entries: list[dict]) -> tuple:

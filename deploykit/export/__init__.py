@@ -23,7 +23,8 @@ from pathlib import Path
 import onnx
 import torch
 
-from ..artifact import LOG, MANIFEST, MANIFEST_FORMAT, MODEL, RECIPE, WEIGHTS, state_dict_bytes, write_artifact
+from ..artifact import (BUFFERS, LOG, MANIFEST, MANIFEST_FORMAT, MODEL, RECIPE, WEIGHTS, buffers_bytes,
+                        state_dict_bytes, write_artifact)
 from ..environment import versions
 from ..errors import DeployKitError, ExportRefused, UserCodeError, at_declared_shape, first_line
 from ..files import check_can_overwrite, ensure_dir, read_json
@@ -112,7 +113,7 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
     folder = ensure_dir(Path(out_dir) / recipe.name)
     recover(folder)  # finish or discard a write a crash interrupted, before judging what is there
     known = _existing_hashes(folder)
-    for filename in (MODEL, WEIGHTS, RECIPE, LOG):
+    for filename in (MODEL, WEIGHTS, BUFFERS, RECIPE, LOG):
         check_can_overwrite(folder / filename, known.get(filename), force)
     if (folder / MANIFEST).exists() and not known and not force:
         raise DeployKitError(f"{folder / MANIFEST} exists and was not written by deploykit; pass --force to overwrite it")
@@ -147,6 +148,7 @@ def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simp
     step("building the module")
     model, weights = reference_module(recipe, checkpoint, seed)
     weights_bytes = state_dict_bytes(model)  # written as weights.pt: exactly the module as it came
+    extra_bytes = buffers_bytes(model)  # and buffers.pt: the tensors a state_dict leaves out, if any
     step(describe_weights(weights))
     cases = _check_cases(recipe, static)
     applied, export_model = [], model
@@ -181,6 +183,7 @@ def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simp
     nodes["final"] = len(chosen.graph.node)
 
     step("writing the artifact")
+    # non-persistent buffers are left out: a forward may keep a cache there (a shift mask rebuilt per input size)
     if state_dict_bytes(model) != weights_bytes:
         # deploykit runs the forward in eval mode under no_grad: what moves the weights is the forward's own code
         raise UserCodeError("the module's forward changed its own parameters or buffers while deploykit ran it "
@@ -217,6 +220,8 @@ def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simp
         "command": " ".join(sys.argv) if sys.argv else "",
     }
     files = {WEIGHTS: weights_bytes, MODEL: chosen.SerializeToString(), RECIPE: recipe.text.encode(), LOG: log.text()}
+    if extra_bytes is not None:
+        files[BUFFERS] = extra_bytes
     write_artifact(folder, files, manifest)  # one transaction: the old artifact or this one, never a mix
     return ExportResult(recipe.name, folder / MODEL, used, actual_opset, opset_note,
                         [r.description for r in applied], nodes, chosen_name,

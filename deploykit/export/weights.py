@@ -137,7 +137,6 @@ def load_checkpoint(model: nn.Module, path: str | Path, what: str = "checkpoint"
         raise DeployKitError(f"{what} {path} is a folder, not a file") from None
     except Exception as exc:  # torch.load raises many types (UnpicklingError, RuntimeError, EOFError, ...)
         raise DeployKitError(f"{what} {path} cannot be read safely (weights_only): {first_line(exc)}") from None
-    extra = state.get(NON_PERSISTENT) if isinstance(state, dict) else None
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):
@@ -151,12 +150,17 @@ def load_checkpoint(model: nn.Module, path: str | Path, what: str = "checkpoint"
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else first_line(exc)
         raise DeployKitError(f"{what} {path} does not fit the module: {detail}") from None
-    if extra is not None:
-        restore_non_persistent(model, extra, f"{what} {path}")
     return model.eval()
 
 
-NON_PERSISTENT = "non_persistent_buffers"  # weights.pt's key for the tensors a state_dict leaves out
+def load_buffers(model: nn.Module, path: Path, what: str = "the artifact's non-persistent buffers") -> nn.Module:
+    """Put buffers.pt's tensors back (the module a later process builds may have drawn others)."""
+    try:
+        tensors = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises many types; weights_only runs no code from the file
+        raise DeployKitError(f"{what} {path} cannot be read safely (weights_only): {first_line(exc)}") from None
+    restore_non_persistent(model, tensors, f"{what} {path}")
+    return model
 
 
 def non_persistent_buffers(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -38,7 +38,7 @@ from .log import ExportLog
 from .optimize import optimize_for_ort
 from .rewrites import apply_rewrites
 from .simplify import SIMPLIFIERS
-from .guards import ANALYSIS_BUDGET_S, analyse_range
+from .guards import ANALYSIS_BUDGET_S, start_range_analysis
 from .specialise import SpecialisationCheck, check_trace
 from .weights import describe_weights, reference_module
 
@@ -245,16 +245,45 @@ def _export_first_correct(export_model, recipe, reference, log: ExportLog, step,
     # its input height) is the user's to fix, not an exporter failure to report
     with at_declared_shape(f"the PyTorch module at {example.describe()}"), torch.no_grad():
         flat(*example_tensors())
-    analysis = None
-    if not static:
-        step("analysing the declared range with torch.export (every shape guard, at every declared value)")
-        try:
-            analysis = analyse_range(flat, recipe, example_tensors(), example, analysis_budget)
-        except ExportRefused as exc:
-            raise ExportRefused(f"{recipe.name}: refused: {exc}") from None
-        log.line(f"range analysis: {analysis.status}: {analysis.detail}")
-    require_repeatable(flat, example_tensors, example, analysis)
-    guard_check = reference.at(analysis.check_cases) if analysis and analysis.check_cases else None
+    # the range analysis runs in a forked child while the TorchScript exporter works here (guards.py)
+    pending = None if static else start_range_analysis(flat, recipe, example_tensors(), example, analysis_budget)
+    state: dict = {}
+
+    def analysis():
+        """The range analysis's verdict (waited for once); its refusal ends the export, whatever the exporter."""
+        if pending is None:
+            return None
+        if "analysis" not in state:
+            step("waiting for the range analysis (torch.export: every shape guard, at every declared value)")
+            try:
+                state["analysis"] = pending.result()
+            except ExportRefused as exc:
+                raise RangeRefused(f"{recipe.name}: refused: {exc}") from None
+            log.line(f"range analysis: {state['analysis'].status}: {state['analysis'].detail}")
+            cases = state["analysis"].check_cases
+            state["guard_check"] = reference.at(cases) if cases else None
+        return state["analysis"]
+
+    try:
+        return _first_correct(flat, recipe, reference, log, step, example_tensors, example, analysis, state,
+                              opset=opset, exporter=exporter, static=static, seed=seed)
+    finally:
+        if pending is not None:
+            pending.cancel()
+
+
+class RangeRefused(ExportRefused):
+    """The range analysis refused the module: no exporter can help."""
+
+
+def _first_correct(flat, recipe, reference, log, step, example_tensors, example, analysis, state, *, opset, exporter,
+                   static, seed):
+    try:
+        require_repeatable(flat, example_tensors, example)
+    except ExportRefused as exc:  # name the random op when torch.export found it
+        ops = getattr(analysis(), "random_ops", None)
+        raise ExportRefused(f"{exc}" + (f" (random ops in the traced graph: {'; '.join(ops[:2])})" if ops else "")) \
+            from None
     attempts = []
     order = ["torchscript", "dynamo"] if exporter == "auto" else [exporter]
     with tempfile.TemporaryDirectory(prefix="deploykit-") as tmp:
@@ -265,24 +294,27 @@ def _export_first_correct(export_model, recipe, reference, log: ExportLog, step,
             records: list = []
             specialisation = SpecialisationCheck()
             try:
-                if name == "dynamo" and analysis is not None and analysis.violated:
-                    raise ExportRefused(analysis.dynamo_refusal())
+                if name == "dynamo" and analysis() is not None and analysis().violated:
+                    raise ExportRefused(analysis().dynamo_refusal())
                 EXPORTERS[name](flat, example_tensors(), recipe, opset, not static, path, lines, records)
                 if name == "torchscript":
+                    analysis()
                     step("checking the trace for specialisation to its example")
                     specialisation = check_trace(flat, recipe, example, records, dynamic=not static, seed=seed,
-                                                 analysis=analysis)
+                                                 analysis=analysis())
                 check_onnx_model(path)
                 candidate = onnx.load(str(path))
                 stamped = stamp_static_output_dims(candidate, recipe)
+                analysis()
+                guard_check = state.get("guard_check")
                 if guard_check is not None:  # first: its refusal names the guard, whatever the sweep drew
                     step(f"checking the export at the {len(guard_check.inputs)} declared shape(s) where the trace's "
                          "guards do not hold")
-                    guard_check.require_guarded(candidate, analysis)
+                    guard_check.require_guarded(candidate, analysis())
                 step("checking parity with PyTorch")
                 reference.require(candidate, f"the {name} export")
-            except UserCodeError:
-                raise  # the user's module itself failed (e.g. its forward at a check shape): not an exporter's fault
+            except (UserCodeError, RangeRefused):
+                raise  # the user's module itself failed, or no exporter can be right: not an exporter's fault
             except ExportRefused as exc:
                 attempts.append({"exporter": name, "ok": False, "reason": str(exc)})
                 log.attempt(name, lines, exc)
@@ -293,10 +325,10 @@ def _export_first_correct(export_model, recipe, reference, log: ExportLog, step,
                 continue
             log.attempt(name, lines)
             attempts.append({"exporter": name, "ok": True, "stamped_output_dims": stamped, "log": lines[-20:]})
-            if analysis is not None:
-                specialisation.range = analysis.as_dict()
-            if guard_check is not None:  # simplified and optimized graphs are held to the same points
-                reference.add(guard_check)
+            if analysis() is not None:
+                specialisation.range = analysis().as_dict()
+            if state.get("guard_check") is not None:  # simplified and optimized graphs are held to the same points
+                reference.add(state["guard_check"])
             return candidate, name, attempts, specialisation
     specialised = next((a for a in attempts if a["reason"].startswith("the trace is")), None)
     if specialised is not None:  # the root cause, whatever the fallback said after it

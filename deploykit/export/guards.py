@@ -38,7 +38,7 @@ import torch
 
 from ..errors import ExportRefused, first_line
 from ..recipe.shapes import DimExpr, ShapeCase, describe_values
-from .budget import OutOfTime, run_forked
+from .budget import OutOfTime, start_forked
 from .grid import MAX_GRID, as_python, failing_points
 from .specialise import Site, cut, is_user_file, refuse
 
@@ -153,23 +153,51 @@ def analyse_range(flat, recipe, example: list[torch.Tensor], example_case: Shape
     """Trace with torch.export and evaluate its every guard over the declared grid (the module docstring).
 
     ExportRefused for a data-dependent branch, or for a guard that fails at more declared points than
-    export may check one by one. ``budget``: seconds torch.export may take (in a forked child, budget.py);
-    past them the range is sampled, not proved, and the check cases are every declared value of each axis."""
+    export may check one by one."""
+    return start_range_analysis(flat, recipe, example, example_case, budget).result()
+
+
+class PendingAnalysis:
+    """The range analysis under way in a forked child (budget.py), while export goes on with the TorchScript
+    exporter: two cores, two halves of the work. ``result()`` waits for it, up to the budget."""
+
+    def __init__(self, pending, recipe, budget):
+        self.pending, self.recipe, self.budget, self._result = pending, recipe, budget, None
+
+    def cancel(self) -> None:
+        self.pending.cancel()
+
+    def result(self) -> RangeAnalysis:
+        if self._result is None:
+            try:
+                analysis = self.pending.result()
+            except OutOfTime:
+                analysis = RangeAnalysis("sampled", f"range sampled, not proved: torch.export did not finish within "
+                                         f"{self.budget:g} s (export --analysis-budget)")
+            except RuntimeError as exc:  # the child failed outside torch.export (out of memory, a signal)
+                analysis = RangeAnalysis("sampled", "range sampled, not proved: the analysis failed "
+                                         f"({cut(str(exc), 160)})")
+            if analysis.status == "sampled":  # export compares every declared value of each axis, a few per axis
+                per_axis = MAX_CHECK_POINTS // max(1, len(_dynamic(self.recipe)))
+                analysis.check_cases = every_value_cases(self.recipe, per_axis)[0]
+            self._result = analysis
+        return self._result
+
+
+def start_range_analysis(flat, recipe, example: list[torch.Tensor], example_case: ShapeCase,
+                         budget: float | None = ANALYSIS_BUDGET_S) -> PendingAnalysis:
+    """``analyse_range``, started: with a ``budget`` it runs in a forked child killed past it (the range is then
+    sampled, not proved, and the check cases are every declared value of each axis)."""
+    from .budget import Pending
+
     if all(d.is_static for d in recipe.dims.values()):
-        return RangeAnalysis("static", "every axis is static")
+        return PendingAnalysis(Pending(None, None, None, (), value=RangeAnalysis("static", "every axis is static")),
+                               recipe, budget)
     if budget:
         _warm_up()
-    try:
-        analysis = run_forked(lambda: _analyse(flat, recipe, example, example_case, copy_module=not budget),
-                              budget, passthrough=(ExportRefused,))
-    except OutOfTime:
-        analysis = RangeAnalysis("sampled", f"range sampled, not proved: torch.export did not finish within "
-                                 f"{budget:g} s (export --analysis-budget)")
-    except RuntimeError as exc:  # the child failed outside torch.export (out of memory, a signal)
-        analysis = RangeAnalysis("sampled", f"range sampled, not proved: the analysis failed ({cut(str(exc), 160)})")
-    if analysis.status == "sampled":  # export compares every declared value of each axis, a few per axis
-        analysis.check_cases = every_value_cases(recipe, MAX_CHECK_POINTS // max(1, len(_dynamic(recipe))))[0]
-    return analysis
+    pending = start_forked(lambda: _analyse(flat, recipe, example, example_case, copy_module=not budget), budget,
+                           passthrough=(ExportRefused,))
+    return PendingAnalysis(pending, recipe, budget)
 
 
 _WARM: list = []

@@ -73,7 +73,9 @@ def test_the_refusal_does_not_depend_on_the_sweep(tmp_path, monkeypatch, name):
     """Five sweeps, one refusal: the range analysis never reads the sweep."""
     seeds = range(5)
     messages = {re.sub(r"\(details: .*\)", "", _refusal(tmp_path / str(seed), name, seed, monkeypatch)) for seed in seeds}
-    assert len({re.sub(r"/tmp\S+", "", m) for m in messages}) == 1, messages
+    # the same decision, line, guard and declared value; the error sizes differ (a conv's fresh weights per export)
+    decisions = {re.sub(r"\d+/\d+ values|max abs [\d.e+-]+|[\d.e+-]+x PyTorch", "#", m) for m in messages}
+    assert len(decisions) == 1, decisions
     assert f"size_branch_modules.py:{modules.site(name)}" in messages.pop()
 
 

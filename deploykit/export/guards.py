@@ -193,19 +193,22 @@ def start_range_analysis(flat, recipe, example: list[torch.Tensor], example_case
     if all(d.is_static for d in recipe.dims.values()):
         return PendingAnalysis(Pending(None, None, None, (), value=RangeAnalysis("static", "every axis is static")),
                                recipe, budget)
-    if budget:
+    if budget and _STARTED:  # the second analysis of this process on: warm torch.export here once (below)
         _warm_up()
+    _STARTED.append(True)
     pending = start_forked(lambda: _analyse(flat, recipe, example, example_case, copy_module=not budget), budget,
                            passthrough=(ExportRefused,))
     return PendingAnalysis(pending, recipe, budget)
 
 
 _WARM: list = []
+_STARTED: list = []
 
 
 def _warm_up() -> None:
-    """torch.export's first call in a process spends seconds importing and initialising; a forked child would
-    pay that on every export and keep nothing, so the parent pays it once."""
+    """torch.export's first call in a process spends seconds importing and initialising, and a forked child keeps
+    nothing of it. A command that exports once lets its child pay (beside the TorchScript exporter); a process
+    that exports again (``--all``, a notebook, the tests) pays it here once, and its later children start warm."""
     if _WARM:
         return
     from ..environment import quiet

@@ -434,6 +434,7 @@ def test_cli_synthetic_json_reuse_refusal_and_overwrite_guard(tmp_path, tmp_path
     assert "next: deploykit verify mhsa --precision int8" in result.output
 
 
+@pytest.mark.slow
 def test_per_channel_int8_on_an_input_dependent_block_from_npz_arrays(tmp_path, tmp_path_factory):
     """composite's seeded outputs barely depend on the input, so cbam (which does) checks accuracy too."""
     recipe = find_recipe("cbam", RECIPES)

@@ -166,6 +166,7 @@ def test_every_exported_recipe_passes_the_checks(exported):
         assert check["checked_files"] == [MODEL]
 
 
+@pytest.mark.slow
 def test_dry_run_table_lists_problems_with_node_and_fix(tmp_path_factory, tmp_path):
     """A planted unsupported operator in an exported artifact: exit 1, node and fix in the rich table."""
     out = shared_out(tmp_path_factory, "cbam")

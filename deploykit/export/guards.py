@@ -63,7 +63,8 @@ class Guard:
     def describe(self) -> str:
         if self.in_torch:
             return (f"`{self.text}` (recorded inside torch, at {self.site.file.rsplit('site-packages/', 1)[-1]}:"
-                    f"{self.site.line}: an operator depends on this size, e.g. a Linear's weights fix the axis)")
+                    f"{self.site.line}: an operator depends on this size, as a Linear's weights over the axis or a "
+                    "contiguity check)")
         return f"`{self.text}`" + (f" at {self.site.describe()}" if self.site else "")
 
 

@@ -26,7 +26,7 @@ import torch
 from ..artifact import (BUFFERS, LOG, MANIFEST, MANIFEST_FORMAT, MODEL, RECIPE, WEIGHTS, buffers_bytes,
                         state_dict_bytes, write_artifact)
 from ..environment import versions
-from ..errors import DeployKitError, ExportRefused, UserCodeError, at_declared_shape, first_line
+from ..errors import DeployKitError, ExportRefused, UserCodeError, first_line
 from ..files import check_can_overwrite, ensure_dir, read_json
 from ..onnx_graph import dims_of, opset_of
 from ..parity import compare_runners, inputs_for
@@ -241,10 +241,14 @@ def _export_first_correct(export_model, recipe, reference, log: ExportLog, step,
 
     # eval, and kept so: torch.onnx restores the wrapper's mode afterwards, recursively, into the module
     flat = FlatIO(export_model, recipe.call).eval()
-    # the module itself at the example, first: a module that rejects a declared size (a fixed-size ViT asserting
-    # its input height) is the user's to fix, not an exporter failure to report
-    with at_declared_shape(f"the PyTorch module at {example.describe()}"), torch.no_grad():
-        flat(*example_tensors())
+    # the module itself at the example, first (twice: it must give the same output on identical calls): a module
+    # that rejects a declared size (a fixed-size ViT asserting its input height) is the user's to fix, not an
+    # exporter failure to report; a random one is refused once the analysis can name its op
+    try:
+        require_repeatable(flat, example_tensors, example)
+        unrepeatable = None
+    except ExportRefused as exc:
+        unrepeatable = exc
     # the range analysis runs in a forked child while the TorchScript exporter works here (guards.py)
     pending = None if static else start_range_analysis(flat, recipe, example_tensors(), example, analysis_budget)
     state: dict = {}
@@ -265,6 +269,10 @@ def _export_first_correct(export_model, recipe, reference, log: ExportLog, step,
         return state["analysis"]
 
     try:
+        if unrepeatable is not None:  # name the random op when torch.export found it
+            ops = getattr(analysis(), "random_ops", None)
+            raise ExportRefused(f"{unrepeatable}" + (f" (random ops in the traced graph: {'; '.join(ops[:2])})"
+                                                     if ops else "")) from None
         return _first_correct(flat, recipe, reference, log, step, example_tensors, example, analysis, state,
                               opset=opset, exporter=exporter, static=static, seed=seed)
     finally:
@@ -278,12 +286,6 @@ class RangeRefused(ExportRefused):
 
 def _first_correct(flat, recipe, reference, log, step, example_tensors, example, analysis, state, *, opset, exporter,
                    static, seed):
-    try:
-        require_repeatable(flat, example_tensors, example)
-    except ExportRefused as exc:  # name the random op when torch.export found it
-        ops = getattr(analysis(), "random_ops", None)
-        raise ExportRefused(f"{exc}" + (f" (random ops in the traced graph: {'; '.join(ops[:2])})" if ops else "")) \
-            from None
     attempts = []
     order = ["torchscript", "dynamo"] if exporter == "auto" else [exporter]
     with tempfile.TemporaryDirectory(prefix="deploykit-") as tmp:

@@ -24,13 +24,6 @@ class OutOfTime(Exception):
     """The child did not finish within the limit (it has been killed)."""
 
 
-def run_forked(function, seconds: float | None, passthrough: tuple = ()):
-    """``function()``'s result, computed in a child process killed after ``seconds`` (None: no limit, and
-    no child). An exception of a type in ``passthrough`` is raised again here with its message; any other
-    becomes RuntimeError("Type: message"); OutOfTime when the limit passed."""
-    return start_forked(function, seconds, passthrough).result()
-
-
 class Pending:
     """A forked computation under way: ``result()`` waits for it (until its deadline), once."""
 

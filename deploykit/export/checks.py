@@ -156,7 +156,7 @@ def require_parity(result: ParityResult, what: str) -> None:
 REPEAT_BOUND = 1e-6  # two identical calls may differ by this share of the output's largest value (CPU reductions)
 
 
-def require_repeatable(flat, make_tensors, case, analysis=None) -> None:
+def require_repeatable(flat, make_tensors, case) -> None:
     """Two FP32 runs of the module on the same input must agree: a module whose output changes between
     identical calls (fresh noise, a counter in forward) cannot be verified against anything, and its
     differences would otherwise be excused as rounding."""
@@ -171,8 +171,7 @@ def require_repeatable(flat, make_tensors, case, analysis=None) -> None:
         scale = max(float(a.abs().max()) if a.numel() else 0.0, 1.0)
         gap = float((a - b).abs().max()) if a.numel() else 0.0
         if not gap <= REPEAT_BOUND * scale:  # NaN differences too
-            ops = getattr(analysis, "random_ops", None)
-            where = f" ({'; '.join(ops[:2])})" if ops else " (a random op or a state that changes in forward)"
             raise ExportRefused(f"the output changes between two identical calls: output {index} differs by "
-                                f"{gap:.3g} at {case.describe()}{where}; deploykit can only verify a deterministic "
+                                f"{gap:.3g} at {case.describe()} (a random op or a state that changes in forward); "
+                                "deploykit can only verify a deterministic "
                                 "forward: remove the randomness from eval mode, or make it an input")

@@ -149,15 +149,6 @@ def _data_dependent(exc: Exception) -> bool:
         "GuardOnDataDependentSymNode", "DataDependentOutputException", "DynamicOutputShapeException")
 
 
-def analyse_range(flat, recipe, example: list[torch.Tensor], example_case: ShapeCase,
-                  budget: float | None = ANALYSIS_BUDGET_S) -> RangeAnalysis:
-    """Trace with torch.export and evaluate its every guard over the declared grid (the module docstring).
-
-    ExportRefused for a data-dependent branch, or for a guard that fails at more declared points than
-    export may check one by one."""
-    return start_range_analysis(flat, recipe, example, example_case, budget).result()
-
-
 class PendingAnalysis:
     """The range analysis under way in a forked child (budget.py), while export goes on with the TorchScript
     exporter: two cores, two halves of the work. ``result()`` waits for it, up to the budget."""
@@ -187,8 +178,11 @@ class PendingAnalysis:
 
 def start_range_analysis(flat, recipe, example: list[torch.Tensor], example_case: ShapeCase,
                          budget: float | None = ANALYSIS_BUDGET_S) -> PendingAnalysis:
-    """``analyse_range``, started: with a ``budget`` it runs in a forked child killed past it (the range is then
-    sampled, not proved, and the check cases are every declared value of each axis)."""
+    """Start the analysis: torch.export, then every guard it records evaluated over the declared grid (the module
+    docstring); ``result()`` gives the RangeAnalysis, or raises ExportRefused for a data-dependent branch or a guard
+    false at more declared points than export may check one by one. With a ``budget`` it runs in a forked child
+    killed past it (the range is then sampled, not proved, and the check cases are every declared value of each
+    axis); without one, here and now."""
     from .budget import Pending
 
     if all(d.is_static for d in recipe.dims.values()):

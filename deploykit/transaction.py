@@ -26,7 +26,7 @@ or verify run, an engine build, a Triton package) is one transaction over one fo
 
 A record of what deploykit wrote that lives in *another* folder (the artifact manifest's record of a Triton
 repository) is written before that folder's transaction and names both the old and the new files' sha256,
-so a crash between the two leaves both recognised (``serve/triton.py``).
+so a crash between the two leaves both recognised (``package/publish.py``).
 
 Errors from the filesystem (a full disk, a read-only folder, permissions) become one-line DeployKitErrors
 naming the file, with the previous files intact (or, after the commit point, finished by the next run).

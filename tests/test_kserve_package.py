@@ -19,8 +19,8 @@ http_client = pytest.importorskip("tritonclient.http", reason="the entrypoint te
 
 from deploykit import runtime  # noqa: E402
 from deploykit.errors import DeployKitError  # noqa: E402
-from deploykit.serve.kserve import kserve_models, package_kserve  # noqa: E402
-from deploykit.serve.triton import read_config  # noqa: E402
+from deploykit.package.kserve import kserve_models, package_kserve  # noqa: E402
+from deploykit.package.triton import read_config  # noqa: E402
 
 from .artifact_cache import artifact_copy  # noqa: E402
 from .serving import free_port, server_process, wait_until_ready  # noqa: E402

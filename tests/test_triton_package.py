@@ -12,7 +12,7 @@ from google.protobuf import text_format  # noqa: E402
 from deploykit.errors import DeployKitError  # noqa: E402
 from deploykit.recipe.spec import DimSpec, TensorSpec  # noqa: E402
 from deploykit.recipe.shapes import parse_dim  # noqa: E402
-from deploykit.serve.triton import batch_axis, package_triton  # noqa: E402
+from deploykit.package.triton import batch_axis, package_triton  # noqa: E402
 
 from .conftest import require_gpu
 from .artifact_cache import artifact_copy  # noqa: E402

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..artifact import PRECISION_MODELS
-from ..serve.triton import BACKENDS as TRITON_BACKENDS
+from ..package.triton import BACKENDS as TRITON_BACKENDS
 from .common import console, echo_json, json_option, out_option
 
 
@@ -64,29 +64,15 @@ def command(name, repo_dir, kserve_dir, storage_uri, image, namespace, service_n
     both validated with kserve's own V1beta1 models. Upload DIR/triton and
     DIR/artifact to --storage-uri, then kubectl apply -f the manifests.
     """
-    from ..errors import DeployKitError
-    from ..serve.triton import package_triton
+    from ..package import package_artifact
 
-    if repo_dir is not None:
-        try:  # checked here so the hint names deploykit's extra, as the README does
-            from tritonclient.grpc import model_config_pb2  # noqa: F401
-        except (ImportError, RuntimeError):  # tritonclient raises RuntimeError when its grpc part is missing
-            raise DeployKitError("package --triton needs tritonclient's model-config protobuf: "
-                                 "pip install 'deploykit[triton]'") from None
-
-    if repo_dir is None and kserve_dir is None:
-        raise DeployKitError("say where to package: --triton REPO and/or --kserve DIR")
-    options = dict(backend=backend, max_batch=max_batch, dynamic_batching=dynamic_batching,
-                   precision=precision, name=model_name, force=force)
-    kserve = None
-    if kserve_dir is not None:
-        from ..serve.kserve import package_kserve
-
-        kserve = package_kserve(Path(out_dir) / name, kserve_dir, storage_uri=storage_uri, image=image,
-                                namespace=namespace, service=service_name, **options)
-    model = package_triton(Path(out_dir) / name, repo_dir, **options) if repo_dir is not None else kserve.triton
+    result = package_artifact(Path(out_dir) / name, triton=repo_dir, kserve=kserve_dir, storage_uri=storage_uri,
+                              image=image, namespace=namespace, service=service_name, backend=backend,
+                              max_batch=max_batch, dynamic_batching=dynamic_batching, precision=precision,
+                              name=model_name, force=force)
+    model, kserve = result.triton, result.kserve
     if as_json:
-        echo_json({**model.summary(), **({"kserve": kserve.summary()} if kserve else {})})
+        echo_json(result.to_dict())
         return
     from rich.table import Table
 

@@ -10,7 +10,6 @@
     http_protocol.py  uvicorn's h11 protocol with JSON 400/408 and a header read timeout
     grpc_server.py    the GRPCInferenceService on grpcio (tritonclient's compiled protos)
     server.py         uvicorn (+ gRPC) in the foreground (CLI) or a background thread (tests)
-    kserve.py         `package --kserve`: InferenceServices (kserve_models.py runs kserve in a child process)
 
 The web stack (starlette, uvicorn, grpcio, prometheus-client) is imported only by the modules that
 serve, so importing this package, like ``import deploykit``, needs none of it.

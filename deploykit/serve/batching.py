@@ -11,7 +11,7 @@ thread, without the hand-off to the worker (which cost ~0.6 ms p50 at concurrenc
 shape wait for the next batch (they are never padded: padding would change what the model computes
 for attention and pooling layers).
 
-The batch axis is the one Triton batches on (deploykit.serve.triton.batch_axis): the same unscaled symbol on
+The batch axis is the one Triton batches on (deploykit.tensors.batch): the same unscaled symbol on
 axis 0 of every input and output, range starting at 1, so any row count up to the max is a valid feed.
 Every request is checked against the artifact on its own thread before it queues, so a bad request
 fails alone and never reaches a batch.
@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import DeployKitError
 from ..runtime import Session
-from .triton import batch_axis
+from ..tensors.batch import batch_axis
 
 DEFAULT_MAX_DELAY_MS = 2.0
 

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from deploykit.artifact import Artifact
-from deploykit.serve import triton
-from deploykit.serve.triton import package_triton, read_config
+from deploykit.package import triton
+from deploykit.package.triton import package_triton, read_config
 
 from .checks import assert_one_line_error, cli, tree
 from .untrusted import se  # noqa: F401 (the fixture)

@@ -6,9 +6,8 @@ that Triton's parser would reject never reaches the repository. Then it is check
 artifact: names and order, data types, ``-1`` exactly where an axis is dynamic, and a
 ``max_batch_size`` no larger than the recipe's (= the TensorRT profile's) batch range allows.
 
-Batching (``max_batch_size > 0``) is only offered when Triton's batch convention holds: the same
-symbol, unscaled, is axis 0 of every input and output and appears nowhere else, with min 1 and
-step 1 (Triton may send any batch from 1 up). Triton's dims then omit that axis.
+Batching (``max_batch_size > 0``) is only offered when Triton's batch convention holds
+(deploykit.tensors.batch, the rule the server's batcher uses too). Triton's dims then omit that axis.
 """
 
 from __future__ import annotations
@@ -16,14 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from ..artifact import PRECISION_MODELS, Artifact, check_ranks
 from ..errors import DeployKitError
 from ..files import safe_name
 from ..onnx_graph import numpy_dtype
-from ..recipe.spec import DimSpec, TensorSpec
 from ..runners.backends import BACKENDS as BACKEND_TABLE
-from .packaged import publish_package
+from ..tensors.batch import BatchAxis, batch_axis
+from .publish import publish_package
 
 # rows of the one backend table Triton can run; "auto" leaves the device to Triton (a GPU when it has one)
 BACKENDS = ("auto", "ort-cpu", "ort-cuda", "ort-trt", "trt")
@@ -62,35 +60,6 @@ def read_config(path: str | Path):
 
 
 # -- what the artifact allows -----------------------------------------------------------------------
-@dataclass(frozen=True)
-class BatchAxis:
-    symbol: str | None  # None: Triton cannot batch this model
-    limit: int  # the largest max_batch_size allowed (0 when not batchable)
-    reason: str  # why (not) batchable, for messages
-
-
-def batch_axis(inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...],
-               ranges: dict[str, DimSpec]) -> BatchAxis:
-    tensors = inputs + outputs
-    first = tensors[0].shape[0] if tensors[0].shape else None
-    if first is None or isinstance(first, int):
-        return BatchAxis(None, 0, f"axis 0 of {tensors[0].name!r} is static")
-    symbol = first.symbol
-    for t in tensors:
-        head = t.shape[0] if t.shape else None
-        if isinstance(head, int) or head is None or head.symbol != symbol or head.scale != 1:
-            return BatchAxis(None, 0, f"axis 0 of {t.name!r} is not {symbol}")
-        if any(not isinstance(d, int) and d.symbol == symbol for d in t.shape[1:]):
-            return BatchAxis(None, 0, f"{symbol} also sizes a non-batch axis of {t.name!r}")
-    spec = ranges[symbol]
-    if spec.is_static:
-        return BatchAxis(None, 0, f"{symbol} is fixed at {spec.min} ({spec.reason})")
-    if spec.min != 1 or spec.multiple_of != 1:
-        return BatchAxis(None, 0, f"{symbol} must accept every batch from 1 (its range is [{spec.min}, {spec.max}] "
-                                  f"step {spec.multiple_of})")
-    return BatchAxis(symbol, spec.max, f"{symbol} is axis 0 of every input and output, range [1, {spec.max}]")
-
-
 def _onnx_dtypes(path: Path, artifact: Artifact | None = None) -> dict[str, str]:
     """numpy dtype names of the ONNX graph's inputs and outputs (what the shipped file really takes)."""
     from ..onnx_graph import load_model

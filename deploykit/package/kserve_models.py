@@ -1,6 +1,6 @@
 """kserve's side of `package --kserve`: InferenceServices built and read back with kserve's own V1beta1 models.
 
-Run as a child process by deploykit.serve.kserve (``python .../kserve_models.py``; it imports nothing of
+Run as a child process by deploykit.package.kserve (``python .../kserve_models.py``; it imports nothing of
 deploykit, so the child does not load torch): kserve and
 tritonclient.grpc cannot share a process (both register the KServe v2 gRPC messages in protobuf's default
 pool). Reads one JSON request on stdin, writes one JSON answer on stdout:

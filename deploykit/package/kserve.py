@@ -2,7 +2,7 @@
 
 ``package_kserve(artifact, DIR)`` writes
 
-    DIR/triton/<model>/...                the Triton model repository (deploykit.serve.triton.package_triton)
+    DIR/triton/<model>/...                the Triton model repository (deploykit.package.triton.package_triton)
     DIR/artifact/<model>/                 manifest.json + model.onnx, what `deploykit serve` loads
     DIR/inferenceservice-triton.yaml      KServe's Triton runtime over DIR/triton (modelFormat triton, v2)
     DIR/inferenceservice-deploykit.yaml   deploykit's own server as a custom predictor
@@ -12,7 +12,7 @@
 Upload DIR/triton and DIR/artifact to ``storage_uri`` (``<storage_uri>/triton``, ``<storage_uri>/artifact``);
 KServe's storage initializer puts them in /mnt/models. Each manifest is a kserve
 ``V1beta1InferenceService`` (kubernetes models for the container), serialized with kserve's ApiClient,
-deserialized back and compared before anything is written (serve/kserve_models.py, in a child process):
+deserialized back and compared before anything is written (package/kserve_models.py, in a child process):
 a manifest kserve's own models cannot read never reaches the folder.
 
 kserve is the optional ``kserve`` extra (imported here only: it pulls fastapi, pandas, kubernetes,
@@ -32,9 +32,10 @@ from .. import __version__
 from ..artifact import Artifact
 from ..errors import DeployKitError
 from ..files import safe_name
-from .packaged import check_package, publish_package
-
 from .kserve_models import GRPC_PORT, HTTP_PORT
+from .publish import check_package, publish_package
+from .triton import TritonModel, package_triton
+
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
@@ -49,7 +50,7 @@ def service_name(name: str) -> str:
 
 
 def kserve_models(request: dict, timeout: float = 180.0) -> dict:
-    """Run ``request`` through kserve's models in a child process (serve/kserve_models.py).
+    """Run ``request`` through kserve's models in a child process (package/kserve_models.py).
 
     A child, because kserve and tritonclient.grpc cannot be imported into one process: both register
     the KServe v2 gRPC messages (inference.ServerLiveRequest, ...) in protobuf's default pool, and the
@@ -111,7 +112,7 @@ class KServePackage:
     name: str
     dir: Path
     services: dict[str, dict]  # file name -> manifest data
-    triton: object  # deploykit.serve.triton.TritonModel
+    triton: TritonModel
     written: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -125,8 +126,6 @@ def package_kserve(artifact_dir: str | Path, out_dir: str | Path, *, storage_uri
                    image: str | None = None, namespace: str | None = None, service: str | None = None,
                    force: bool = False, **triton_options) -> KServePackage:
     """Write the two InferenceServices, the Triton repository, the artifact copy and the predictor files."""
-    from .triton import package_triton
-
     artifact = Artifact.open(artifact_dir)
     out_dir = Path(out_dir)
     model_name = safe_name(triton_options.get("name") or artifact.name, "--model-name")  # a folder of the repository

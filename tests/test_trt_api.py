@@ -1,21 +1,25 @@
 """Every TensorRT and cuda-python name deploykit's code touches exists in the pinned APIs (CPU, no TensorRT).
 
-The names are extracted from the code by ``deploykit.trt.api_check`` (ast, not a hand list) and looked up in
-``deploykit/trt/data/tensorrt_{10,11}_api.json`` and ``cuda_bindings_{12,13}_api.json``; see ``api_sources`` for how
-those were made. A planted misspelling must fail, so the check cannot pass by finding nothing.
+The names are extracted from the code by ``tools/trt_api_check/api_check.py`` (ast, not a hand list) and looked up
+in ``tools/trt_api_check/data/tensorrt_{10,11}_api.json`` and ``cuda_bindings_{12,13}_api.json``; see ``api_sources``
+for how those were made. The tool is a repository check, not part of the installed package. A planted misspelling must fail, so the check cannot pass by finding nothing.
 """
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from deploykit.trt import api_check
-from deploykit.trt.api_check import builder_flag_uses, check_uses, extract_uses, load_reference, package_uses
-from deploykit.trt.api_sources import pybind_module, stub_module
-
 from .conftest import REPO
+
+sys.path.insert(0, str(REPO / "tools"))  # the check lives in the repository, outside the installed package
+
+from trt_api_check import api_check  # noqa: E402
+from trt_api_check.api_check import (builder_flag_uses, check_uses, extract_uses, load_reference,  # noqa: E402
+                                     package_uses)
+from trt_api_check.api_sources import pybind_module, stub_module  # noqa: E402
 
 GPU_TESTS = REPO / "tests" / "test_trt_gpu.py"
 
@@ -179,7 +183,10 @@ def test_pybind_scanner_reads_classes_enums_bases_and_chains():
                               "__version__": "name", "nptype": "function"}
 
 
-def test_the_data_files_are_valid_json_package_data():
+def test_the_references_are_valid_json_and_not_shipped():
     data = Path(api_check.__file__).parent / "data"
     for name in ("tensorrt_10_api.json", "tensorrt_11_api.json", "cuda_bindings_12_api.json", "cuda_bindings_13_api.json"):
         assert json.loads((data / name).read_text())["modules"]
+    # the runtime's own data stays in the package; the references of this check do not ship
+    shipped = {p.name for p in (REPO / "deploykit" / "trt" / "data").iterdir()}
+    assert shipped == {"onnx_tensorrt_10.json"}, shipped

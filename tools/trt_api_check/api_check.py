@@ -9,6 +9,9 @@ arguments' types), ``getattr`` over constant strings, and methods a subclass of 
 ``check_uses`` looks each name up in ``data/tensorrt_{10,11}_api.json`` and ``data/cuda_bindings_{12,13}_api.json``
 (``api_sources`` says how they were made).
 
+A repository check, not part of the installed package: it reads deploykit's source tree with ``ast``, and its
+references are used by nothing else. Run by ``tests/test_trt_api.py`` (which puts ``tools/`` on ``sys.path``).
+
 Version rules:
 - a name must exist in every version it is used with: TensorRT 10 and 11, cuda-bindings 12 and 13;
 - a name guarded by ``hasattr(x, "n")`` / ``getattr(x, "n", default)`` / an import inside ``try ... except
@@ -25,7 +28,6 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 
 TRT_MAJORS = (10, 11)
@@ -94,7 +96,7 @@ UNKNOWN = None
 
 @functools.lru_cache(maxsize=None)
 def load_reference(filename: str) -> dict:
-    return json.loads(resources.files(__package__).joinpath("data", filename).read_text())
+    return json.loads((Path(__file__).with_name("data") / filename).read_text())
 
 
 def references() -> dict:
@@ -622,10 +624,11 @@ def builder_flag_uses(where: str = "deploykit/trt/precision.py") -> list[Use]:
     """The builder flags the precision plans set (required in their TensorRT major) and clear (guarded: cleared only
     when present), for every precision and INT8 source on TensorRT 10 and 11: the names behind builder.py's
     ``getattr(trt.BuilderFlag, name)``."""
-    from ..artifact import CALIBRATION_CACHE, FP16_MODEL, INT8_MODEL, MODEL
-    from ..errors import DeployKitError
-    from .onnx_support import TrtTarget
-    from .precision import INT8_SOURCES, PRECISIONS, plan_precision
+    # deploykit is imported only here: the reader itself needs nothing of it
+    from deploykit.artifact import CALIBRATION_CACHE, FP16_MODEL, INT8_MODEL, MODEL
+    from deploykit.errors import DeployKitError
+    from deploykit.trt.onnx_support import TrtTarget
+    from deploykit.trt.precision import INT8_SOURCES, PRECISIONS, plan_precision
 
     everything = {MODEL, FP16_MODEL, INT8_MODEL, CALIBRATION_CACHE}
     uses = set()

@@ -15,7 +15,7 @@ with the class it returns when the source says so (``Builder.create_builder_conf
 - cuda-python: ``dir()`` of ``cuda.bindings.runtime`` and ``cuda.bindings.utils`` from the cuda-bindings wheels
   (their Cython modules load the CUDA runtime lazily, so importing them needs no CUDA), in a throwaway process.
 
-Regenerate: ``python -m deploykit.trt.api_sources --help``.
+Regenerate: ``PYTHONPATH=tools python -m trt_api_check.api_sources --help`` (from the repository root).
 """
 
 from __future__ import annotations
@@ -302,7 +302,7 @@ def imported_module(module) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m deploykit.trt.api_sources", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m trt_api_check.api_sources", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="kind", required=True)
     stubs = sub.add_parser("stubs", help="an unpacked tensorrt-stubs wheel")
     stubs.add_argument("root", type=Path)

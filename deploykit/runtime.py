@@ -24,10 +24,10 @@ import numpy as np
 from .artifact import PRECISION_MODELS, Artifact, check_ranks
 from .errors import BackendUnavailable, DeployKitError, first_line
 from .recipe.feeds import feed_symbols
-from .runners.backends import AUTO_ORDER, BACKENDS as BACKEND_TABLE, Backend
+from .runners.backends import AUTO_ORDER, BACKENDS as BACKEND_TABLE, Backend, choices
 
-# the backends this API runs an artifact on (rows of the one table); "auto" tries AUTO_ORDER
-BACKENDS = ("auto", "trt", "ort-trt", "ort-cuda", "ort-cpu")
+# the backends this API runs an artifact on (the table's serve column); "auto" tries AUTO_ORDER
+BACKENDS = choices("serve")
 
 
 def _activate(backend: Backend, artifact: Artifact, precision: str, threads: int | None, spinning: bool = True):

@@ -121,7 +121,7 @@ def test_concurrent_runs_on_one_session_match_serial_runs(fpn):
 def test_load_errors(tmp_path, tmp_path_factory):
     with pytest.raises(DeployKitError, match="no artifact in"):
         runtime.load(tmp_path)
-    with pytest.raises(DeployKitError, match="backend must be one of auto, trt, ort-trt, ort-cuda, ort-cpu"):
+    with pytest.raises(DeployKitError, match="backend must be one of auto, ort-cpu, ort-cuda, ort-trt, trt"):
         runtime.load(exported_artifact(tmp_path_factory, "se"), backend="gpu")
     with pytest.raises(DeployKitError, match="precision must be one of"):
         runtime.load(exported_artifact(tmp_path_factory, "se"), precision="bf16")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..artifact import PRECISION_MODELS
-from ..package.triton import BACKENDS as TRITON_BACKENDS
+from ..runners.backends import choices
 from .common import console, echo_json, json_option, out_option
 
 
@@ -23,7 +23,7 @@ from .common import console, echo_json, json_option, out_option
 @click.option("--image", default=None, help="[--kserve] The custom predictor's image (default deploykit-predictor:VERSION).")
 @click.option("--namespace", default=None, help="[--kserve] Kubernetes namespace of the InferenceServices.")
 @click.option("--service-name", default=None, help="[--kserve] InferenceService name prefix (default: NAME, '_' -> '-').")
-@click.option("--backend", type=click.Choice(TRITON_BACKENDS), default="auto", show_default=True,
+@click.option("--backend", type=click.Choice(choices("package")), default="auto", show_default=True,
               help="auto / ort-cpu / ort-cuda ship the ONNX to Triton's onnxruntime backend (auto lets Triton place it, "
                    "the others pin its instances to the CPU / a GPU); ort-trt adds onnxruntime's TensorRT "
                    "accelerator at --precision; trt ships the engine from `deploykit build-trt` as model.plan.")

@@ -19,13 +19,12 @@ from ..artifact import PRECISION_MODELS, Artifact, check_ranks
 from ..errors import DeployKitError
 from ..files import safe_name
 from ..onnx_graph import numpy_dtype
-from ..runners.backends import BACKENDS as BACKEND_TABLE
+from ..runners.backends import BACKENDS as BACKEND_TABLE, choices
 from ..tensors.batch import BatchAxis, batch_axis
 from .publish import publish_package
 
-# rows of the one backend table Triton can run; "auto" leaves the device to Triton (a GPU when it has one)
-BACKENDS = ("auto", "ort-cpu", "ort-cuda", "ort-trt", "trt")
-_INSTANCE_KIND = {"ort-cpu": "KIND_CPU", "ort-cuda": "KIND_GPU", "ort-trt": "KIND_GPU"}
+# rows of the one backend table Triton can run (a triton_platform); "auto" leaves the device to Triton
+BACKENDS = choices("package")
 _MODEL_FILE = {"onnxruntime_onnx": "model.onnx", "tensorrt_plan": "model.plan"}
 _TRITON_BACKEND = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt"}
 ORT_TRT_PRECISIONS = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}
@@ -177,8 +176,8 @@ def build_config(artifact: Artifact, *, backend: str = "auto", max_batch: int | 
     # Triton's default policy serves the latest version folder: a stale 2/ in the model folder would be served
     # instead of what deploykit writes to 1/, so the config names the version it ships
     config.version_policy.specific.versions.append(int(VERSION))
-    if backend in _INSTANCE_KIND:
-        config.instance_group.add(kind=pb2.ModelInstanceGroup.Kind.Value(_INSTANCE_KIND[backend]), count=1)
+    if backend != "auto" and row.triton_instance_kind:
+        config.instance_group.add(kind=pb2.ModelInstanceGroup.Kind.Value(row.triton_instance_kind), count=1)
     for infos, add in ((inputs, config.input.add), (outputs, config.output.add)):
         for t in infos:
             if t.name not in dtypes:

@@ -11,6 +11,17 @@ and ``package --backend``.
 
 Precision (fp32 | fp16 | int8) is a separate axis: it picks the artifact file a backend runs. A
 *target* is a backend at a precision, written ``ort-cpu/int8`` (``ort-cpu`` alone is fp32).
+
+What a backend can do is a column of its row, and every command derives its choices from the columns
+(``names(capability)``, ``choices(capability)``), so adding a backend is one row:
+
+    verify                ``deploykit verify --backend`` can check it against PyTorch
+    serve                 ``runtime.load(backend=)`` and ``deploykit serve --backend`` can run it
+    bench                 ``deploykit bench --backends`` can time it
+    triton_platform       Triton runs its file as this platform; ``deploykit package --backend`` takes it
+    triton_instance_kind  the instance group ``package`` pins Triton to (None: Triton places the model)
+    auto_rank             its place in ``auto`` (runtime.load, serve: 1 is tried first; None: never chosen)
+    int8_rules            whose INT8 rules its ONNX follows (onnxruntime's or TensorRT's)
 """
 
 from __future__ import annotations
@@ -33,7 +44,12 @@ class Backend:
     triton_platform: str | None = None  # what Triton runs this backend's file as (None: Triton cannot)
     # whose INT8 rules its ONNX follows: onnxruntime's kernels get the model made for them
     # (model.int8.ort.onnx); TensorRT, its execution provider and the reference evaluator get TensorRT's
-    runtime: str = "onnxruntime"
+    int8_rules: str = "onnxruntime"
+    verify: bool = False  # `deploykit verify` checks it against the PyTorch reference (torch *is* the reference)
+    serve: bool = False  # runtime.load and `deploykit serve` run it (an artifact file, with the feed checks)
+    bench: bool = True  # `deploykit bench` times it
+    triton_instance_kind: str | None = None  # KIND_CPU / KIND_GPU for `package`; None: Triton places the model
+    auto_rank: int | None = None  # order of `auto` (runtime.load, serve), 1 first; None: never picked by auto
 
     def file(self, precision: str = "fp32") -> str:
         """The artifact file this backend runs at ``precision``: exactly what verify checks and bench times."""
@@ -43,7 +59,7 @@ class Backend:
             return WEIGHTS
         if self.kind == "trt":
             return engine_name(precision)
-        return precision_model(precision, self.runtime)
+        return precision_model(precision, self.int8_rules)
 
     def make_hint(self, precision: str, name: str) -> str:
         """The command that makes this backend's file."""
@@ -51,7 +67,7 @@ class Backend:
             return f"deploykit build-trt {name} --{precision}"
         if precision == "fp32" or self.kind == "torch":
             return f"deploykit export {name}"
-        target = {"onnxruntime": " --target ort", "tensorrt": " --target trt"}[self.runtime] if precision == "int8" else ""
+        target = {"onnxruntime": " --target ort", "tensorrt": " --target trt"}[self.int8_rules] if precision == "int8" else ""
         return f"deploykit calibrate {name}{target}"
 
     @property
@@ -126,27 +142,53 @@ class Backend:
 
 
 _CPU = "CPUExecutionProvider"
+_ORT, _PLAN = "onnxruntime_onnx", "tensorrt_plan"
 BACKENDS: dict[str, Backend] = {b.name: b for b in (
     Backend("torch", "torch", "PyTorch eager, CPU, torch.inference_mode (the reference)"),
-    Backend("ort-cpu", "ort", "onnxruntime, CPU execution provider", (_CPU,), "onnxruntime_onnx"),
-    Backend("ort-cuda", "ort", "onnxruntime, CUDA execution provider", ("CUDAExecutionProvider", _CPU),
-            "onnxruntime_onnx"),
+    Backend("ort-cpu", "ort", "onnxruntime, CPU execution provider", (_CPU,), _ORT,
+            verify=True, serve=True, triton_instance_kind="KIND_CPU", auto_rank=3),
+    Backend("ort-cuda", "ort", "onnxruntime, CUDA execution provider", ("CUDAExecutionProvider", _CPU), _ORT,
+            verify=True, serve=True, triton_instance_kind="KIND_GPU", auto_rank=2),
     Backend("ort-trt", "ort", "onnxruntime, TensorRT execution provider",
-            ("TensorrtExecutionProvider", "CUDAExecutionProvider", _CPU), "onnxruntime_onnx", "tensorrt"),
-    Backend("ref", "ref", "onnx ReferenceEvaluator (slow; small shapes)", runtime="tensorrt"),
-    Backend("trt", "trt", "TensorRT engine from `deploykit build-trt`", (), "tensorrt_plan", "tensorrt"),
+            ("TensorrtExecutionProvider", "CUDAExecutionProvider", _CPU), _ORT, "tensorrt",
+            verify=True, serve=True, triton_instance_kind="KIND_GPU"),
+    Backend("ref", "ref", "onnx ReferenceEvaluator (slow; small shapes)", int8_rules="tensorrt", verify=True),
+    Backend("trt", "trt", "TensorRT engine from `deploykit build-trt`", (), _PLAN, "tensorrt",
+            verify=True, serve=True, auto_rank=1),
 )}
+CAPABILITIES = ("verify", "serve", "bench", "package", "auto")
+# what "auto" means where a command offers it: runtime.load / serve try the `auto` order; package ships the ONNX
+# and lets Triton place it (the ort-cpu row's file, no instance group)
+_AUTO_CHOICE = ("serve", "package")
+
+
+def names(capability: str) -> tuple[str, ...]:
+    """The backends with ``capability`` (a column of the table), in table order; ``"auto"`` in ``auto_rank`` order."""
+    if capability == "auto":
+        return tuple(sorted((b.name for b in BACKENDS.values() if b.auto_rank), key=lambda n: BACKENDS[n].auto_rank))
+    if capability == "package":
+        return tuple(b.name for b in BACKENDS.values() if b.triton_platform)
+    if capability not in CAPABILITIES:
+        raise ValueError(f"unknown capability {capability!r}; one of {', '.join(CAPABILITIES)}")
+    return tuple(b.name for b in BACKENDS.values() if getattr(b, capability))
+
+
+def choices(capability: str) -> tuple[str, ...]:
+    """What a command's ``--backend`` accepts: ``names(capability)``, after ``"auto"`` where the command has one."""
+    return (("auto",) if capability in _AUTO_CHOICE else ()) + names(capability)
+
+
 # the order ``auto`` tries, best first
-AUTO_ORDER = ("trt", "ort-cuda", "ort-cpu")
+AUTO_ORDER = names("auto")
 
 
 def get_backend(name: str, allowed=None, option: str = "--backend") -> Backend:
     """The row for ``name``, or a one-line error with the choices (and a close match)."""
-    choices = list(allowed or BACKENDS)
-    if name not in choices:
-        close = difflib.get_close_matches(name, choices, n=2, cutoff=0.5)
+    allowed = list(allowed or BACKENDS)
+    if name not in allowed:
+        close = difflib.get_close_matches(name, allowed, n=2, cutoff=0.5)
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-        raise DeployKitError(f"{option}: unknown backend {name!r}{hint}; choose from {', '.join(choices)}")
+        raise DeployKitError(f"{option}: unknown backend {name!r}{hint}; choose from {', '.join(allowed)}")
     return BACKENDS[name]
 
 
@@ -169,7 +211,7 @@ class Target:
 def parse_target(text: str, option: str = "--backends") -> Target:
     """``"ort-cpu/int8"`` -> Target(ort-cpu, int8); ``"torch"`` -> Target(torch, fp32)."""
     name, _, precision = text.strip().partition("/")
-    backend = get_backend(name, option=option)
+    backend = get_backend(name, names("bench"), option=option)
     precision = precision or "fp32"
     if precision not in PRECISIONS:
         raise DeployKitError(f"{option}: {text!r}: precision must be one of {', '.join(PRECISIONS)}")
@@ -180,11 +222,11 @@ def parse_target(text: str, option: str = "--backends") -> Target:
 
 def parse_targets(text: str | None, default: tuple[str, ...], option: str = "--backends") -> list[Target]:
     """``"torch,ort-cpu,ort-cpu/int8"`` -> targets in the given order (``default`` when None); one-line errors."""
-    names = list(default) if text is None else [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise DeployKitError(f"{option} is empty; choose from {', '.join(BACKENDS)} (optionally /fp16 or /int8)")
+    given = list(default) if text is None else [n.strip() for n in text.split(",") if n.strip()]
+    if not given:
+        raise DeployKitError(f"{option} is empty; choose from {', '.join(names('bench'))} (optionally /fp16 or /int8)")
     targets: list[Target] = []
-    for name in names:
+    for name in given:
         target = parse_target(name, option)
         if target in targets:
             raise DeployKitError(f"{option}: {target.name!r} is given twice")

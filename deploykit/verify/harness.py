@@ -14,13 +14,13 @@ from ..errors import DeployKitError, first_line
 from ..parity import CaseResult, ParityInput, compare_runners, inputs_for
 from ..parity.metrics import near_floor
 from ..recipe.shapes import ShapeCase
-from ..runners.backends import BACKENDS as BACKEND_TABLE, names as BACKEND_NAMES
+from ..runners.backends import BACKENDS as BACKEND_TABLE
 from ..runners.torch_runner import TorchRunner
 from ..export.guards import every_value_cases
 from . import diagnose
 
 # the backends verify can run (rows of the one backend table); ort-cpu is the default
-BACKENDS = BACKEND_NAMES("verify")
+BACKENDS = tuple(name for name, row in BACKEND_TABLE.items() if row.verify)  # = runners.backends.names("verify")
 
 
 @dataclass

@@ -14,6 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..runners.ort_runner import ort_session
+
 
 @dataclass(frozen=True)
 class OpTime:
@@ -33,18 +35,11 @@ def profile_interleaved(models: dict, feed: dict, threads: int | None = 2, runs:
                         optimization: str = "all") -> dict[str, dict]:
     """``profile_ort`` for several models at once, taking turns (``rounds`` turns of ``runs / rounds``
     runs each), so a burst of other load lands on all of them alike; ``{name: profile}``."""
-    import onnxruntime as ort
-
-    from ..runners.ort_runner import session_options
-
     with tempfile.TemporaryDirectory(prefix="deploykit-prof-") as tmp:
         sessions = {}
         for index, (name, model) in enumerate(models.items()):
-            options = session_options(threads, optimization)
-            options.enable_profiling = True
-            options.profile_file_prefix = os.path.join(tmp, f"ort{index}")
-            source = model if isinstance(model, bytes) else str(model)
-            sessions[name] = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+            sessions[name] = ort_session(model, threads=threads, optimization=optimization,
+                                         profile_prefix=os.path.join(tmp, f"ort{index}"))
         per_turn = max(1, runs // max(1, rounds))
         for _ in range(max(1, rounds)):
             for session in sessions.values():

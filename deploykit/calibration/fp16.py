@@ -25,6 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import DeployKitError, first_line
 from ..environment import quiet
+from ..runners.ort_runner import ort_session
 from .ranges import Ranges
 
 FP16_MAX = 65504.0
@@ -48,8 +49,6 @@ class KeptNode:
 
 def tensor_shapes(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
     """Every float tensor's shape at one feed: one onnxruntime run with all of them as outputs."""
-    import onnxruntime as ort
-
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {v.name: v.type for v in (*inferred.graph.value_info, *inferred.graph.output)}
     probe = onnx.ModelProto()
@@ -59,7 +58,7 @@ def tensor_shapes(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> dict[s
         for name in node.output:
             if name and name not in existing and name in types:
                 probe.graph.output.append(onnx.ValueInfoProto(name=name, type=types[name]))
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = ort_session(probe.SerializeToString())  # onnxruntime's defaults: all graph optimizations, its threads
     names = [o.name for o in session.get_outputs()]
     shapes = {n: tuple(v.shape) for n, v in zip(names, session.run(names, feed))}
     shapes.update({k: tuple(v.shape) for k, v in feed.items()})
@@ -218,20 +217,15 @@ def ort_cpu_kernels(model: onnx.ModelProto) -> dict:
     import tempfile
     from pathlib import Path
 
-    import onnxruntime as ort
-
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {v.name: v.type.tensor_type.elem_type for v in (*inferred.graph.value_info, *inferred.graph.input)}
     types.update({i.name: i.data_type for i in model.graph.initializer})
     fp16_nodes = {n.name: n.op_type for n in model.graph.node
                   if n.op_type != "Cast" and any(types.get(i) == TensorProto.FLOAT16 for i in n.input)}
     with tempfile.TemporaryDirectory(prefix="deploykit-fp16-") as tmp:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.optimized_model_filepath = str(Path(tmp) / "placed.onnx")
-        options.log_severity_level = 3
-        ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        placed = onnx.load(options.optimized_model_filepath)
+        placed_path = Path(tmp) / "placed.onnx"
+        ort_session(model.SerializeToString(), optimization="disable", optimized_path=placed_path)
+        placed = onnx.load(str(placed_path))
     producers = {out: n for n in placed.graph.node for out in n.output}
     native, fallback = {}, {}
     for node in placed.graph.node:

@@ -36,6 +36,7 @@ import onnx
 
 from ..bench.op_profile import profile_interleaved
 from ..errors import DeployKitError
+from ..runners.ort_runner import ort_session
 from . import worth
 from .ort_int8 import patterns, quantize_ort, silu_as_quickgelu
 
@@ -87,10 +88,10 @@ def search_ort_int8(model_path, ranges, recipe, calibration_feeds: list[dict], e
     started = time.perf_counter()
     tolerance = recipe.tolerance("int8")
     opt_feed = recipe.make_inputs(recipe.case("opt"))
-    fp32 = worth.ort_session(str(model_path), threads)
+    fp32 = ort_session(model_path, threads=threads)
     source, rewritten = silu_as_quickgelu(onnx.load(str(model_path)))
     if rewritten:
-        _check_same(fp32, worth.ort_session(source.SerializeToString(), threads), opt_feed)
+        _check_same(fp32, ort_session(source.SerializeToString(), threads=threads), opt_feed)
     compute, optional = patterns(source, set(kept_float))
 
     def build(label: str, groups: list) -> Candidate:

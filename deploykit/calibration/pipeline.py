@@ -26,6 +26,7 @@ from ..artifact import (CALIBRATION_CACHE, CALIBRATION_RANGES, FP16_MODEL, INT8_
 from ..errors import DeployKitError
 from ..files import check_can_overwrite
 from ..onnx_graph import load_model
+from ..runners.ort_runner import ort_session
 from ..transaction import transaction
 from . import fp16 as fp16_mod
 from . import worth
@@ -264,10 +265,10 @@ def _worth(recipe, reference, model_path: Path, models: dict[str, bytes], thread
     feeds = worth.sweep_feeds(recipe, seed)
     expected = worth.reference_outputs(reference, recipe, feeds)
     machine = worth.speed_machine(threads)
-    sessions = {MODEL: worth.ort_session(str(model_path), threads)}
+    sessions = {MODEL: ort_session(model_path, threads=threads)}
     results = {}
     for name, payload in models.items():
-        sessions[name] = worth.ort_session(payload, threads)
+        sessions[name] = ort_session(payload, threads=threads)
         if name == INT8_MODEL:
             # the TensorRT model's meaning, as ONNX defines it (graph optimizations off: no CPU-specific
             # fused kernel); TensorRT itself is checked by `deploykit verify --backend trt` on a GPU

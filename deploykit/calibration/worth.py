@@ -14,17 +14,6 @@ import os
 
 
 
-def ort_session(model, threads: int | None = 2, optimization: str = "all"):
-    """An onnxruntime CPU session as deploykit's OrtRunner makes it (same options)."""
-    import onnxruntime as ort
-
-    from ..runners.ort_runner import session_options
-
-    source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, sess_options=session_options(threads, optimization),
-                                providers=["CPUExecutionProvider"])
-
-
 def reference_outputs(reference, recipe, feeds: list[dict]) -> list:
     """The FP32 PyTorch module's outputs for each feed, recorded once (deploykit.parity.record)."""
     from ..parity import record

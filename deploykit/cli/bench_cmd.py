@@ -18,8 +18,8 @@ from .common import (console, echo_json, json_option, module_option, out_option,
               # the names are the backend table's bench column (tests/test_backend_table.py holds them equal; the
               # table is not imported here: it loads torch, and `bench --help` should not)
               help="Comma-separated backends, each optionally /fp16 or /int8: torch, ort-cpu, ort-cuda, ort-trt, ref, "
-                   "trt [default: torch,ort-cpu,ort-cpu/int8,ort-cpu/fp16,trt]. Unavailable ones are listed as skipped, "
-                   "with why.")
+                   "trt [default: torch,ort-cpu,ort-cpu/int8,ort-cpu/fp16,trt]. Unavailable ones are listed as "
+                   "skipped, with why.")
 @click.option("--shape", "shapes", multiple=True, metavar="SYM=N,...",
               help="Time at this shape instead of the opt shape, e.g. --shape H=64,W=64 (repeatable; "
                    "unnamed symbols take opt).")

@@ -4,6 +4,10 @@ onnxruntime-gpu silently falls back to CPU when CUDA, cuDNN or TensorRT cannot b
 runner checks the provider the session really uses (``session.get_providers()[0]``) and raises
 BackendUnavailable when it is not the one asked for. Every consumer (verify, bench, the runtime)
 relies on that one check.
+
+``ort_session`` is the only place deploykit makes an ``InferenceSession`` (the runner, calibration's probes,
+worth and speed sessions, verify's divergence search, bench's operator profile): each caller says only what
+differs (providers, threads, graph optimization level, spinning, profiling, the optimized-graph file).
 """
 
 from __future__ import annotations
@@ -36,6 +40,28 @@ def session_options(threads: int | None = None, optimization: str = "all", spinn
     return opts
 
 
+def ort_session(model: str | Path | bytes, providers=("CPUExecutionProvider",), *, threads: int | None = None,
+                optimization: str = "all", spinning: bool = True, profile_prefix: str | None = None,
+                optimized_path: str | Path | None = None):
+    """The one constructor of an onnxruntime ``InferenceSession`` in deploykit (Polygraphy's ``SessionFromOnnx``).
+
+    ``model``: a path or the serialized bytes. ``optimization``: disable | basic | extended | all (graph
+    optimization level); ``threads``: intra-op threads (inter-op 1), onnxruntime's default when None;
+    ``spinning=False``: idle threads sleep; ``profile_prefix``: onnxruntime's per-operator profiling into files
+    with that prefix (``session.end_profiling()``); ``optimized_path``: onnxruntime writes the graph it will run
+    there. Errors are onnxruntime's own: callers that face users (OrtRunner) turn them into one line."""
+    import onnxruntime as ort
+
+    options = session_options(threads, optimization, spinning)
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    if optimized_path is not None:
+        options.optimized_model_filepath = str(optimized_path)
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, sess_options=options, providers=list(providers))
+
+
 class OrtRunner(Runner):
     name = "ort"
 
@@ -53,17 +79,14 @@ class OrtRunner(Runner):
         import onnxruntime as ort
 
         ort.set_default_logger_severity(3)  # failures surface as exceptions; keep ORT's own log quiet
-        source = self.model if isinstance(self.model, bytes) else str(self.model)
         wanted, available = self.requested[0], ort.get_available_providers()
         if wanted not in available:
             raise BackendUnavailable(f"onnxruntime {ort.__version__} has no {wanted} (available: {', '.join(available)}; "
                                      "install the `gpu` extra on a machine with CUDA)")
         providers = [p for p in self.requested if p in available]
         try:
-            self.session = ort.InferenceSession(
-                source, sess_options=session_options(self.threads, self.optimization, self.spinning),
-                providers=providers
-            )
+            self.session = ort_session(self.model, providers, threads=self.threads, optimization=self.optimization,
+                                       spinning=self.spinning)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise DeployKitError(f"onnxruntime cannot load the model: {first_line(exc)}") from None
         used = self.session.get_providers()

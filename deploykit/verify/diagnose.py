@@ -20,6 +20,7 @@ from ..runners.torch_runner import FlatIO
 from ..parity.metrics import compare_output
 from ..onnx_graph import dims_of
 from ..recipe.shapes import DimExpr
+from ..runners.ort_runner import ort_session
 
 
 def static_axis_problems(model: onnx.ModelProto, recipe) -> list[str]:
@@ -114,8 +115,6 @@ def torch_intermediates(model: torch.nn.Module, recipe, feed: dict) -> list[tupl
 
 def first_divergence(onnx_path, model: torch.nn.Module, recipe, feed: dict, tolerance) -> str | None:
     """Name the first submodule (in execution order) whose ONNX output differs from PyTorch's."""
-    import onnxruntime as ort
-
     proto = onnx.load(str(onnx_path))
     records = torch_intermediates(model, recipe, feed)
     tensors = scope_outputs(proto, {name for name, _, _ in records})
@@ -126,10 +125,7 @@ def first_divergence(onnx_path, model: torch.nn.Module, recipe, feed: dict, tole
     for name in dict.fromkeys(tensors[n] for n, _, _ in wanted):
         if name not in existing:
             proto.graph.output.append(onnx.ValueInfoProto(name=name))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort_session(proto.SerializeToString(), optimization="disable")
     names = [o.name for o in session.get_outputs()]
     values = dict(zip(names, session.run(names, feed)))
     for qualname, cls, reference in wanted:

@@ -12,7 +12,9 @@ from google.protobuf import text_format  # noqa: E402
 from deploykit.errors import DeployKitError  # noqa: E402
 from deploykit.recipe.spec import DimSpec, TensorSpec  # noqa: E402
 from deploykit.recipe.shapes import parse_dim  # noqa: E402
-from deploykit.package.triton import batch_axis, package_triton  # noqa: E402
+from deploykit.package import PackageResult, package_artifact  # noqa: E402
+from deploykit.package.triton import package_triton  # noqa: E402
+from deploykit.tensors.batch import batch_axis  # noqa: E402
 
 from .conftest import require_gpu
 from .artifact_cache import artifact_copy  # noqa: E402
@@ -203,3 +205,16 @@ def test_tensorrt_repository_from_a_real_engine(tmp_path, tmp_path_factory):
     assert config.platform == "tensorrt_plan" and config.max_batch_size >= 1
     shipped = (tmp_path / "repo" / folder.name / "1" / "model.plan").read_bytes()
     assert shipped == (folder / "model.fp32.plan").read_bytes()
+
+
+def test_the_library_call_under_the_command(artifacts, tmp_path):
+    with pytest.raises(DeployKitError, match="say where to package"):
+        package_artifact(artifacts["cbam"])
+    result = package_artifact(artifacts["cbam"], triton=tmp_path / "repo", backend="ort-cpu", max_batch=2)
+    assert isinstance(result, PackageResult) and result.kserve is None and result.exit_code == 0
+    assert result.written == [str(tmp_path / "repo" / "cbam" / "1" / "model.onnx"),
+                              str(tmp_path / "repo" / "cbam" / "config.pbtxt")]
+    config = _parse(tmp_path / "repo" / "cbam" / "config.pbtxt")
+    # the instance kind is the ort-cpu row's column of the backend table
+    assert [model_config_pb2.ModelInstanceGroup.Kind.Name(g.kind) for g in config.instance_group] == ["KIND_CPU"]
+    assert result.to_dict()["max_batch_size"] == config.max_batch_size == 2

@@ -24,10 +24,10 @@ import numpy as np
 from .artifact import PRECISION_MODELS, Artifact, check_ranks
 from .errors import BackendUnavailable, DeployKitError, first_line
 from .recipe.feeds import feed_symbols
-from .runners.backends import AUTO_ORDER, BACKENDS as BACKEND_TABLE, Backend, choices
+from .runners.backends import AUTO_ORDER, BACKENDS as BACKEND_TABLE, Backend
 
 # the backends this API runs an artifact on (the table's serve column); "auto" tries AUTO_ORDER
-BACKENDS = choices("serve")
+BACKENDS = ("auto", *(name for name, row in BACKEND_TABLE.items() if row.serve))  # = backends.choices("serve")
 
 
 def _activate(backend: Backend, artifact: Artifact, precision: str, threads: int | None, spinning: bool = True):

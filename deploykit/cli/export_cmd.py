@@ -9,6 +9,7 @@ import click
 from ..errors import DeployKitError, RecipeErrors
 from ..export.guards import ANALYSIS_BUDGET_S
 from ..export import EXPORTER_CHOICES, export_onnx
+from ..structure import CALLS
 from .common import forward_timeout_option, console, echo_json, json_option, out_option, recipes_option, select_recipes
 
 
@@ -25,10 +26,12 @@ from .common import forward_timeout_option, console, echo_json, json_option, out
               help="The range of a symbol of --input, e.g. B=1:2:8 or H=64:224:512/32 (multiples of 32); "
                    "SYM=N fixes it. One per symbol.")
 @click.option("--args", "args_json", default=None, metavar="JSON",
-              help="Keyword arguments for --module's factory, e.g. '{\"num_classes\": 10}'.")
+              help="Keyword arguments for --module's factory as a JSON object (null included), e.g. "
+                   "'{\"num_classes\": 10, \"weights\": null}'.")
 @click.option("--name", default=None, help="Artifact name for --module (default: the factory's name).")
-@click.option("--call", type=click.Choice(["args", "list"]), default="args", show_default=True,
-              help="--module's forward takes the inputs as arguments, or as one list.")
+@click.option("--call", type=click.Choice(CALLS), default="args", show_default=True,
+              help="--module's forward takes the inputs as arguments, as one list, or as keyword arguments "
+                   "named as the inputs.")
 @click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A hand-written recipe TOML (it names its own factory; it wins over --input/--dim).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -86,14 +89,14 @@ def command(names, all_, module, inputs, dims, args_json, name, call, recipe_pat
                         TimeElapsedColumn(), console=console(stderr=True), transient=True, disable=as_json)
     with progress:
         task = progress.add_task("export", total=len(recipes))
-        for recipe in recipes:
+        for recipe, model in recipes:
             def on_step(message, name=recipe.name):
                 progress.update(task, description=f"{name}: {message}")
 
             result = failures.attempt(recipe.name, lambda: export_onnx(
                 recipe, out_dir, opset=opset, exporter=exporter, simplify=not no_simplify, static=static,
                 rewrites=not no_rewrites, optimize=not no_optimize, force=force, checkpoint=checkpoint, on_step=on_step,
-                analysis_budget=analysis_budget or None))
+                analysis_budget=analysis_budget or None, model=model))
             if result is not None:
                 results.append(result.summary())
             progress.advance(task)
@@ -106,16 +109,17 @@ def command(names, all_, module, inputs, dims, args_json, name, call, recipe_pat
 
 
 def _recipes(names, all_, module, inputs, dims, args_json, name, call, recipe_path, recipe_dir, out_dir):
-    """Zoo names / --all, a hand-written --recipe, or --module with --input/--dim (a recipe made from the flags)."""
+    """(recipe, module or None) pairs: zoo names / --all, a hand-written --recipe, or --module with --input/--dim
+    (a recipe made from the flags, and the module its factory returned, called once)."""
     flags = inputs or dims or args_json or name
     if recipe_path is not None:
         if flags:
             raise DeployKitError("--recipe already says the inputs, dims and arguments: drop --input/--dim/--args/--name")
-        return select_recipes(names, all_, recipe_dir, module, recipe_path)
+        return [(r, None) for r in select_recipes(names, all_, recipe_dir, module, recipe_path)]
     if module is None:
         if flags:
             raise DeployKitError("--input/--dim/--args/--name describe your own module: add --module PKG.MOD:FACTORY")
-        return select_recipes(names, all_, recipe_dir)
+        return [(r, None) for r in select_recipes(names, all_, recipe_dir)]
     if names or all_:
         raise DeployKitError("give either recipe names/--all or --module, not both")
     if not inputs:

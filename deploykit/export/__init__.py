@@ -68,7 +68,9 @@ class ExportResult:
                 "opset_note": self.opset_note, "rewrites": self.rewrites, "nodes": self.nodes,
                 "simplifier": self.simplifier, "weights": self.weights, "seconds": round(self.seconds, 2),
                 "simplifier_attempts": self.manifest.get("simplifier_attempts", []),
-                "specialisation": self.manifest.get("checks", {}).get("specialisation")}
+                "specialisation": self.manifest.get("checks", {}).get("specialisation"),
+                "reference": {k: v for k, v in (self.manifest.get("reference") or {}).items() if k != "cases"}
+                | {"cases": [c["label"] for c in (self.manifest.get("reference") or {}).get("cases", [])]}}
 
 
 def _check_cases(recipe, static: bool):

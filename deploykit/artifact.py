@@ -144,7 +144,8 @@ class Artifact:
             return Reference(stored, lambda: self.check_module(model))
         if recipe.runs_own_code:
             return Reference(stored, lambda: self.reference_model(recipe))
-        why = ("hand it over: deploykit.verify(NAME, model=module)" if recipe.in_memory is not None else
+        why = ("it was exported from a module in memory: hand that module over in Python (deploykit.verify(NAME, "
+               "model=module))" if recipe.in_memory is not None else
                f"pass --module {recipe.factory} if it is your code, or --trust-code")
         return Reference(stored, None, why)
 

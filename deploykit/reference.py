@@ -24,7 +24,10 @@ import numpy as np
 
 from .arrays import check_array_file
 from .errors import DeployKitError
+from .parity import inputs_for
+from .recipe.coverage import verify_cases
 from .runners.base import Runner
+from .runners.torch_runner import TorchRunner
 
 REFERENCE = "reference.npz"
 DEFAULT_BOUND_MB = 64  # inputs + FP32 outputs + float64 residuals; cases past it are left out (and listed)
@@ -77,13 +80,23 @@ def record_reference(torch_runner, recipe, inputs, bound_bytes: int,
         cases.append({"label": item.label, "shape": item.shape, "digest": feed_digest(item.feed, input_names),
                       "float64": outputs64 is not None})
         total += size
+    # (the seconds spent are the export log's, not the manifest's: a manifest records what, not how fast)
     record = {"file": REFERENCE if cases else None, "cases": cases, "left_out": left_out, "bytes": total,
-              "bound_bytes": bound_bytes, "float64_seconds": round(spent64, 2), "float64_budget_s": float64_budget_s}
+              "bound_bytes": bound_bytes, "float64_budget_s": float64_budget_s}
     if not cases:
         return None, record
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue(), record
+
+
+def record_at_verify_shapes(model, recipe, static_shape: dict | None, sampled: bool, bound_mb: float, step=print):
+    """At export: PyTorch's FP32 and float64 outputs at exactly the shapes and inputs verify draws by default (every
+    declared value of each axis too when the range was ``sampled``), for the artifact."""
+    cases = verify_cases(recipe, static_shape=static_shape, every_value=sampled)
+    step(f"storing PyTorch's outputs at verify's {len(cases)} shapes (FP32 and float64)")
+    with TorchRunner(model, recipe) as runner:
+        return record_reference(runner, recipe, inputs_for(recipe, cases), int(bound_mb * 2**20))
 
 
 class StoredReference(Runner):
@@ -164,8 +177,6 @@ class Reference:
         """An (inactive) runner giving PyTorch's outputs at every feed: the stored reference if it holds them
         all, else the module; else ``fallback()`` when given (e.g. the FP32 ONNX, itself checked against
         PyTorch at export), else one line saying what is needed."""
-        from .runners.torch_runner import TorchRunner
-
         if self.stored is not None and all(self.stored.holds(f) for f in feeds):
             if self.load_module is not None:  # float64 where export did not store it (its time budget)
                 module_runner = []  # one runner (one float64 copy of the module), made on first need

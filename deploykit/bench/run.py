@@ -111,7 +111,7 @@ def bench_recipe(recipe, out_dir: str | Path, targets: list[Target], cases, sett
                                flops=flops.get(case.key()))
                 case_rows.append(row)
                 step(f"{recipe.name} {case.label}: checking {target.name}")
-                reason = target.backend.unavailable(artifact, target.precision)
+                reason = target.backend.unavailable(artifact, target.precision, recipe)
                 if reason:
                     row.status, row.reason = "skipped", reason
                     continue

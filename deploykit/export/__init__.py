@@ -31,8 +31,7 @@ from ..errors import DeployKitError, ExportRefused, UserCodeError, first_line
 from ..files import check_can_overwrite, ensure_dir, read_json
 from ..onnx_graph import dims_of, opset_of
 from ..parity import compare_runners, inputs_for
-from ..recipe.coverage import verify_cases
-from ..reference import DEFAULT_BOUND_MB, REFERENCE, record_reference
+from ..reference import DEFAULT_BOUND_MB, REFERENCE, record_at_verify_shapes
 from ..structure import describe, leaf_names
 from ..runners.torch_runner import FlatIO, TorchRunner
 from ..transaction import recover
@@ -192,7 +191,9 @@ def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simp
             log.line(f"onnxruntime optimization dropped: {first_line(exc)}")
     nodes["final"] = len(chosen.graph.node)
 
-    stored, stored_record = _store_reference(model, recipe, static, specialisation, reference_mb, step)
+    sampled = (specialisation.range or {}).get("status") == "sampled"
+    stored, stored_record = record_at_verify_shapes(model, recipe, example_case(recipe).values if static else None,
+                                                    sampled, reference_mb, step)
     step("writing the artifact")
     # non-persistent buffers are left out: a forward may keep a cache there (a shift mask rebuilt per input size)
     if state_dict_bytes(model) != weights_bytes:
@@ -242,17 +243,6 @@ def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simp
     return ExportResult(recipe.name, folder / MODEL, used, actual_opset, opset_note,
                         [r.description for r in applied], nodes, chosen_name,
                         time.perf_counter() - started, describe_weights(weights), manifest)
-
-
-def _store_reference(model, recipe, static: bool, specialisation, reference_mb: float, step):
-    """PyTorch's FP32 and float64 outputs at exactly the shapes and inputs verify draws by default, for the
-    artifact (reference.py): later checks then need no user code."""
-    static_shape = example_case(recipe).values if static else None
-    sampled = (specialisation.range or {}).get("status") == "sampled"
-    cases = verify_cases(recipe, static_shape=static_shape, every_value=sampled)
-    step(f"storing PyTorch's outputs at verify's {len(cases)} shapes (FP32 and float64)")
-    with TorchRunner(model, recipe) as runner:
-        return record_reference(runner, recipe, inputs_for(recipe, cases), int(reference_mb * 2**20))
 
 
 def _export_first_correct(export_model, recipe, reference, log: ExportLog, step, *, opset, exporter, static, seed,

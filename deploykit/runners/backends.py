@@ -93,8 +93,12 @@ class Backend:
                         "install the `gpu` extra on a machine with CUDA)")
         return None
 
-    def unavailable(self, artifact: Artifact, precision: str = "fp32") -> str | None:
+    def unavailable(self, artifact: Artifact, precision: str = "fp32", recipe=None) -> str | None:
         """Why this backend cannot run ``artifact`` at ``precision`` here, in one line; None when it can."""
+        if self.kind == "torch" and recipe is not None and not recipe.runs_own_code:
+            # PyTorch itself runs the module (the stored reference holds outputs, not the module): without its code
+            # this backend cannot run here, as a GPU backend cannot without a GPU
+            return f"PyTorch runs the module, whose code deploykit may not run: {artifact.reference(recipe).why_not}"
         filename = self.file(precision)  # the file first: cheaper, and the more useful reason
         if filename not in artifact.manifest["files"] or not artifact.path(filename).is_file():
             return f"{artifact.dir} has no {filename}; make it with `{self.make_hint(precision, artifact.name)}`"
@@ -133,7 +137,7 @@ class Backend:
              spinning: bool = True):
         """An inactive runner over ``artifact``'s file for ``precision``; BackendUnavailable with the reason
         when this machine or the artifact cannot run it."""
-        problem = self.unavailable(artifact, precision)
+        problem = self.unavailable(artifact, precision, recipe)
         if problem:
             raise BackendUnavailable(problem)
         reference = artifact.reference_model(recipe) if self.kind == "torch" else None

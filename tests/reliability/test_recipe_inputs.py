@@ -66,7 +66,7 @@ CASES = {
     "opset_out_of_range": (_edit("opset = 17", "opset = 99"), "opset: 99 is outside"),
     "opset_a_string": (_edit("opset = 17", 'opset = "17"'), "opset: must be int"),
     "opset_a_bool": (_edit("opset = 17", "opset = true"), "opset: must be int"),
-    "call_unknown": (_edit('call = "args"', 'call = "kwargs"'), "call: must be"),
+    "call_unknown": (_edit('call = "args"', 'call = "keywords"'), "call: must be"),
     "args_unknown_argument": (_edit("reduction = 16", "reduction = 16\nsqueeze = 3"), "args.squeeze: se takes no argument"),
     # dims
     "dims_missing": (SE.split("[dims.B]")[0], "dims: is required"),

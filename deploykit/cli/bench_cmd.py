@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from ..errors import DeployKitError, RecipeErrors
-from .common import (console, echo_json, json_option, module_option, out_option, recipes_option, select_recipes,
-                     spinner, trust_option)
+from .common import (console, echo_json, force_option, json_option, module_option, out_option, recipes_option,
+                     select_recipes, spinner, trust_option)
 
 
 @click.command("bench")
@@ -34,7 +34,7 @@ from .common import (console, echo_json, json_option, module_option, out_option,
               help="Run every backend in this process: quicker to start, but no peak-memory figure.")
 @click.option("--profile", is_flag=True, help="Also print onnxruntime's per-operator times for the ort backends.")
 @click.option("--no-write", is_flag=True, help="Print only; write no bench.json or plots.")
-@click.option("--force", is_flag=True, help="Overwrite bench files deploykit did not write (or that changed since).")
+@force_option("bench files")
 @out_option
 @module_option
 @trust_option

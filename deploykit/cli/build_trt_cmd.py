@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from ..errors import DeployKitError
-from .common import module_option, select_recipes, trust_option, console, echo_json, json_option, out_option, recipes_option
+from .common import (console, echo_json, force_option, json_option, module_option, out_option, recipes_option,
+                     select_recipes, trust_option)
 
 EXIT_PROBLEMS = 1     # CPU checks found problems, or an engine failed its parity check
 EXIT_NO_TENSORRT = 3  # the checks passed but this machine cannot build (no TensorRT / no GPU)
@@ -29,7 +30,7 @@ EXIT_NO_TENSORRT = 3  # the checks passed but this machine cannot build (no Tens
               help="TensorRT version the checks target (default: the installed one, else the pinned table's 10.15).")
 @click.option("--dry-run", is_flag=True, help="Run only the CPU checks: exit 0 when clean, 1 when there are problems.")
 @click.option("--no-check", is_flag=True, help="Skip the parity check of each engine after its build.")
-@click.option("--force", is_flag=True, help="Overwrite engines deploykit did not write (or that changed since).")
+@force_option("engines")
 @out_option
 @module_option
 @trust_option

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from ..recipe import CALIBRATION_METHODS
-from .common import (console, echo_json, json_option, module_option, out_option, recipes_option, resolve_recipe,
-                     trust_option)
+from .common import (console, echo_json, force_option, json_option, module_option, out_option, recipes_option,
+                     resolve_recipe, trust_option)
 
 
 class _RichProgress:
@@ -60,7 +60,7 @@ class _RichProgress:
               help="Reuse calibration.json's ranges instead of measuring; refused unless its provenance "
                    "(model, data, method, shapes, versions) matches this run.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --synthetic.")
-@click.option("--force", is_flag=True, help="Overwrite files deploykit did not write (or that changed since).")
+@force_option()
 @out_option
 @module_option
 @trust_option

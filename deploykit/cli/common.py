@@ -36,6 +36,12 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
 module_option = click.option(
     "--module", "module", default=None, metavar="PKG.MOD:FACTORY",
     help="Your module's factory: runs the factory NAME's artifact names when it is this one (see --trust-code).")
+def force_option(what: str = "files"):
+    """--force, one definition for every command that writes: what it may overwrite, in the command's words."""
+    return click.option("--force", is_flag=True,
+                        help=f"Overwrite {what} deploykit did not write (or that changed since).")
+
+
 trust_option = click.option(
     "--trust-code", is_flag=True,
     help="Run the factory an artifact's own recipe.toml names (a recipe-free export's). Without it (or --module "

@@ -11,7 +11,8 @@ from ..export.guards import ANALYSIS_BUDGET_S
 from ..reference import DEFAULT_BOUND_MB
 from ..export import EXPORTER_CHOICES, export_onnx
 from ..structure import CALLS
-from .common import forward_timeout_option, console, echo_json, json_option, out_option, recipes_option, select_recipes
+from .common import (console, echo_json, force_option, forward_timeout_option, json_option, out_option, recipes_option,
+                     select_recipes)
 
 
 @click.command("export")
@@ -46,7 +47,7 @@ from .common import forward_timeout_option, console, echo_json, json_option, out
 @click.option("--no-rewrites", is_flag=True, help="Export the module as written (unsafe modules are then refused).")
 @click.option("--no-optimize", is_flag=True,
               help="Skip the exact onnxruntime graph optimizations (shape-arithmetic folding, CSE) after simplify.")
-@click.option("--force", is_flag=True, help="Overwrite files deploykit did not write (or that changed since).")
+@force_option()
 @click.option("--analysis-budget", type=click.FloatRange(min=0), default=ANALYSIS_BUDGET_S, show_default=True,
               metavar="SECONDS", help="Time torch.export may take to prove the declared range (0: no limit); past "
                                       "it the range is recorded as sampled, not proved, and every declared value "

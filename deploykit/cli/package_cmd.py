@@ -8,7 +8,7 @@ import click
 
 from ..artifact import PRECISION_MODELS
 from ..runners.backends import choices
-from .common import console, echo_json, json_option, out_option
+from .common import console, echo_json, force_option, json_option, out_option
 
 
 @click.command("package")
@@ -34,7 +34,7 @@ from .common import console, echo_json, json_option, out_option
 @click.option("--precision", type=click.Choice(list(PRECISION_MODELS)), default="fp32", show_default=True,
               help="Which model of the artifact to ship (fp16/int8 come from `deploykit calibrate`).")
 @click.option("--model-name", default=None, help="Model name in the repository (default: NAME).")
-@click.option("--force", is_flag=True, help="Overwrite files deploykit did not write (or that changed since).")
+@force_option()
 @out_option
 @json_option
 def command(name, repo_dir, kserve_dir, storage_uri, image, namespace, service_name, backend, max_batch,

@@ -10,7 +10,7 @@ from ..errors import DeployKitError, RecipeErrors
 from ..recipe import PRECISIONS
 from ..recipe.shapes import parse_shape_option
 from ..verify import BACKENDS, verify_artifact, verify_onnx
-from .common import (console, echo_json, forward_timeout_option, json_option, out_option, recipes_option,
+from .common import (console, echo_json, force_option, forward_timeout_option, json_option, out_option, recipes_option,
                      select_recipes, spinner, trust_option)
 
 
@@ -40,8 +40,7 @@ from .common import (console, echo_json, forward_timeout_option, json_option, ou
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The weights your ONNX was exported from (a state_dict); not needed when the factory "
                    "returns them or the module has none.")
-@click.option("--force", is_flag=True, help="Overwrite a verify.json, report.md or plot deploykit did not write "
-                                           "(or that changed since).")
+@force_option("a verify.json, report.md or plot")
 @forward_timeout_option
 @trust_option
 @recipes_option

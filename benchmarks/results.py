@@ -177,7 +177,7 @@ def ablations(work: Path, recipes, notes: dict) -> dict:
     composite = next((r for r in recipes if r.name == "composite"), None)
     folder = work / "composite"
     if composite is not None and (folder / INT8_ORT_MODEL).is_file():
-        from deploykit.recipe.shapes import ShapeCase
+        from deploykit.tensors.shapes import ShapeCase
 
         feed = composite.make_inputs(composite.case("opt"))
         variants = {"FP32 model.onnx": folder / MODEL,

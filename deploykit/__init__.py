@@ -8,11 +8,18 @@
 (they are also the packages deploykit.export and deploykit.verify, made callable: callable_module.py).
 """
 
-__version__ = "0.1.0"
-
-from .errors import DeployKitError  # noqa: E402
+from .errors import DeployKitError
+from .version import __version__
 
 __all__ = ["DeployKitError", "__version__", "export", "verify"]
+
+
+def api_function(name: str):
+    """deploykit.api's function ``name``, imported on first use (callable_module.py: how ``deploykit.export(...)``
+    and ``deploykit.verify(...)`` reach it). The root package is the top layer: it may import api."""
+    from . import api  # function-level: api imports torch, and `import deploykit` must stay light
+
+    return getattr(api, name)
 
 
 def __getattr__(name):

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import load_buffers, load_checkpoint
 from .errors import DeployKitError
+from .families import as_exported
 from .files import read_json, sha256_file
 from .transaction import recover, transaction
 
@@ -24,26 +26,6 @@ MANIFEST = "manifest.json"
 RECIPE = "recipe.toml"  # the recipe the artifact was exported from, copied: the artifact is self-contained
 LOG = "export.log"
 MANIFEST_FORMAT = 1
-
-
-def state_dict_bytes(model: torch.nn.Module) -> bytes:
-    """weights.pt: the module's state_dict, as ``model.load_state_dict(torch.load(path))`` takes it."""
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return buffer.getvalue()
-
-
-def buffers_bytes(model: torch.nn.Module) -> bytes | None:
-    """buffers.pt: every tensor the state_dict leaves out (buffers registered with ``persistent=False``, e.g. a
-    fixed random projection), so the artifact holds every tensor of the model; None when there is none."""
-    from .export.weights import non_persistent_buffers
-
-    extra = non_persistent_buffers(model)
-    if not extra:
-        return None
-    buffer = io.BytesIO()
-    torch.save(extra, buffer)
-    return buffer.getvalue()
 
 
 @dataclass
@@ -152,8 +134,6 @@ class Artifact:
     def check_module(self, model: torch.nn.Module) -> torch.nn.Module:
         """``model`` as export ran it, if its tensors are exactly this artifact's (a module trained further since
         is another model: one line naming the first tensor that differs)."""
-        from .export.weights import as_exported
-
         self.check_files(WEIGHTS)
         stored = torch.load(self.dir / WEIGHTS, map_location="cpu", weights_only=True)
         state = model.state_dict()
@@ -166,8 +146,6 @@ class Artifact:
 
     def reference_model(self, recipe) -> torch.nn.Module:
         """The PyTorch module with exactly the weights the ONNX was exported from."""
-        from .export.weights import as_exported, load_buffers, load_checkpoint
-
         self.check_files(WEIGHTS)
         model = load_checkpoint(recipe.build(), self.dir / WEIGHTS, what="the artifact's weights")
         if BUFFERS in self.manifest.get("files", {}):
@@ -179,7 +157,7 @@ class Artifact:
 def _tensors(entries: list[dict]) -> tuple:
     import numpy as np
 
-    from .recipe.shapes import parse_dim
+    from .tensors.shapes import parse_dim
     from .recipe.spec import TensorSpec
 
     tensors = []
@@ -321,7 +299,7 @@ LARGEST_DIM = 2**31 - 1
 
 def _value_problems(manifest: dict) -> list[str]:
     """What the recipe loader would refuse in a recipe, checked again in a manifest: dim bounds, steps, tensor dims."""
-    from .recipe.shapes import DimExpr, parse_dim
+    from .tensors.shapes import DimExpr, parse_dim
 
     problems = []
     for name, spec in manifest["dims"].items():

@@ -30,9 +30,9 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..artifact import WEIGHTS, Artifact, engine_name, precision_model
-from ..errors import BackendUnavailable, DeployKitError
-from ..recipe.spec import PRECISIONS
+from .artifact import WEIGHTS, Artifact, engine_name, precision_model
+from .errors import BackendUnavailable, DeployKitError
+from .recipe.spec import PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class Backend:
         Cheap: the TensorRT probe runs in a subprocess once per process; for onnxruntime's GPU
         providers only whether they are compiled in (the runner checks they really load)."""
         if self.kind == "trt":
-            from ..trt.probe import probe
+            from .trt.probe import probe
 
             return probe().missing
         if self.providers and self.providers[0] != "CPUExecutionProvider":
@@ -105,7 +105,7 @@ class Backend:
         try:
             artifact.check_files(filename)
             if self.kind == "trt":  # cheap before the probe: an engine without its sidecar is never loaded
-                from ..trt.sidecar import read_sidecar
+                from .trt.sidecar import read_sidecar
 
                 read_sidecar(artifact.path(filename))
         except DeployKitError as exc:
@@ -118,18 +118,18 @@ class Backend:
 
         ``spinning=False``: onnxruntime's idle threads sleep (a server's own threads need the cores)."""
         if self.kind == "torch":
-            from .torch_runner import TorchRunner
+            from .runners.torch_runner import TorchRunner
 
             return TorchRunner(reference, recipe, threads=threads)
         if self.kind == "ort":
-            from .ort_runner import OrtRunner
+            from .runners.ort_runner import OrtRunner
 
             return OrtRunner(path, providers=list(self.providers), threads=threads, spinning=spinning)
         if self.kind == "ref":
-            from .ref_runner import ReferenceRunner
+            from .runners.ref_runner import ReferenceRunner
 
             return ReferenceRunner(path)
-        from .trt_runner import TrtRunner
+        from .trt.runner import TrtRunner
 
         return TrtRunner(path)
 

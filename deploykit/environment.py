@@ -14,6 +14,8 @@ import io
 import logging
 import warnings
 
+from .version import __version__
+
 
 @contextlib.contextmanager
 def quiet(log: list[str] | None = None, *, stderr: bool = False, records: list | None = None):
@@ -87,8 +89,6 @@ def versions(*packages: str) -> dict[str, str | None]:
     Every record of what produced a file (manifests, calibration provenance, bench results) uses this."""
     import importlib
     import platform
-
-    from . import __version__
 
     found: dict[str, str | None] = {"deploykit": __version__, "python": platform.python_version()}
     for name in packages:

@@ -70,26 +70,6 @@ def at_declared_shape(what: str):
                             "declare those axes static (--dim SYM=N), or build it for dynamic sizes") from exc.__cause__
 
 
-@contextlib.contextmanager
-def user_code(what: str):
-    """Run a piece of the user's code; any exception it raises becomes one UserCodeError line naming
-    ``what`` (e.g. "the factory mypkg.nets:make_block" or "the module's forward at B=2 H=37 W=53") and the
-    user's source line. DeployKitErrors and KeyboardInterrupt pass through unchanged; SystemExit (the user's
-    ``sys.exit``) is an error too: it would otherwise end deploykit with the user's code and nothing written."""
-    from .guard import no_os_exit
-
-    try:
-        with no_os_exit():
-            yield
-    except DeployKitError:
-        raise
-    except SystemExit as exc:
-        raise UserCodeError(f"{what} called sys.exit({exc.code!r}){_user_frame(exc.__traceback__)}; "
-                            "deploykit stopped instead of exiting") from None
-    except Exception as exc:  # anything the user's code raises is theirs to fix: one line, not a traceback
-        raise UserCodeError(f"{what} raised {type(exc).__name__}: {first_line(exc)}{_user_frame(exc.__traceback__)}") from exc
-
-
 class RecipeErrors(list):
     """The errors of one command over several recipes, one entry per recipe that failed (the others go on);
     with a single recipe there is nothing else to report, and its error is raised as it is."""

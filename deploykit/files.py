@@ -1,7 +1,8 @@
 """Files are never half-written, and nothing a user already has is overwritten silently.
 
 Writes go through one artifact transaction (transaction.py: staged, then published together, with the
-user's umask); this module keeps the one-file helpers, hashing, JSON and the overwrite rule.
+user's umask; its ``atomic_write_*`` are the one-file ones); this module, below it, keeps reading, hashing,
+JSON and the overwrite rule.
 """
 
 from __future__ import annotations
@@ -41,35 +42,6 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def ensure_dir(path: Path) -> Path:
-    from .transaction import make_root
-
-    return make_root(Path(path))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Stage ``path`` in the step's transaction when one is writing around it (it is then published with
-    the step's other files), else write it as a one-file transaction: staged, fsynced, renamed over the target."""
-    from .transaction import active_for, transaction
-
-    path = Path(path)
-    joined = active_for(path)
-    if joined is not None:
-        joined[0].write(joined[1], data)
-        return path
-    with transaction(path.parent) as txn:
-        txn.write(path.name, data)
-    return path
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: Path, data) -> Path:
-    return atomic_write_text(path, dumps(data) + "\n")
 
 
 def _clean(value):

@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 
-from .errors import UserCodeError
+from .errors import DeployKitError, UserCodeError, _user_frame, first_line
 
 DEFAULT_FORWARD_TIMEOUT_S = 600.0
 GRACE_S = 10.0
@@ -132,3 +132,21 @@ def exit_now_if_threads_linger(code: int) -> None:
             stream.flush()
     atexit._run_exitfuncs()  # what a normal exit would run (temporary folders, logging), then the end
     _real_exit(code)
+
+
+@contextlib.contextmanager
+def user_code(what: str):
+    """Run a piece of the user's code; any exception it raises becomes one UserCodeError line naming
+    ``what`` (e.g. "the factory mypkg.nets:make_block" or "the module's forward at B=2 H=37 W=53") and the
+    user's source line. DeployKitErrors and KeyboardInterrupt pass through unchanged; SystemExit (the user's
+    ``sys.exit``) is an error too: it would otherwise end deploykit with the user's code and nothing written."""
+    try:
+        with no_os_exit():
+            yield
+    except DeployKitError:
+        raise
+    except SystemExit as exc:
+        raise UserCodeError(f"{what} called sys.exit({exc.code!r}){_user_frame(exc.__traceback__)}; "
+                            "deploykit stopped instead of exiting") from None
+    except Exception as exc:  # anything the user's code raises is theirs to fix: one line, not a traceback
+        raise UserCodeError(f"{what} raised {type(exc).__name__}: {first_line(exc)}{_user_frame(exc.__traceback__)}") from exc

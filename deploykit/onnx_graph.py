@@ -13,6 +13,8 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from .errors import DeployKitError, first_line
+from .tensors.shapes import parse_dim
+from .tensors.spec import TensorSpec
 
 
 def load_model(model: onnx.ModelProto | str | Path) -> onnx.ModelProto:
@@ -48,8 +50,6 @@ def opset_of(model: onnx.ModelProto) -> int | None:
 
 def axis_of(size):
     """An ONNX (or onnxruntime) axis as a TensorSpec axis: an int, a DimExpr for ``H`` / ``4*H``, else None."""
-    from .recipe.shapes import parse_dim
-
     if isinstance(size, int) or not size:
         return size or None
     try:
@@ -58,10 +58,8 @@ def axis_of(size):
         return None
 
 
-def tensor_specs(values, skip: set[str] = frozenset()) -> list:
+def tensor_specs(values, skip: set[str] = frozenset()) -> list[TensorSpec]:
     """TensorSpecs for graph inputs/outputs."""
-    from .recipe.spec import TensorSpec
-
     return [TensorSpec(v.name, tuple(axis_of(d) for d in dims_of(v)), dtype=numpy_dtype(v.type.tensor_type.elem_type))
             for v in values if v.name not in skip]
 

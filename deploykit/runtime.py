@@ -24,9 +24,9 @@ import numpy as np
 
 from .artifact import PRECISION_MODELS, Artifact, check_ranks
 from .errors import BackendUnavailable, DeployKitError, first_line
-from .recipe.feeds import feed_symbols
+from .tensors.feeds import feed_symbols
 from .structure import rebuild
-from .runners.backends import AUTO_ORDER, BACKENDS as BACKEND_TABLE, Backend
+from .backends import AUTO_ORDER, BACKENDS as BACKEND_TABLE, Backend
 
 # the backends this API runs an artifact on (the table's serve column); "auto" tries AUTO_ORDER
 BACKENDS = ("auto", *(name for name, row in BACKEND_TABLE.items() if row.serve))  # = backends.choices("serve")

@@ -310,3 +310,29 @@ def transaction(root: str | Path):
         finally:
             with _active_lock:
                 _active.pop(key, None)
+
+
+# -- one-file writes: a transaction of their own, or staged in the step's when one is writing around them --
+def ensure_dir(path: Path) -> Path:
+    return make_root(Path(path))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Stage ``path`` in the step's transaction when one is writing around it (it is then published with
+    the step's other files), else write it as a one-file transaction: staged, fsynced, renamed over the target."""
+    path = Path(path)
+    joined = active_for(path)
+    if joined is not None:
+        joined[0].write(joined[1], data)
+        return path
+    with transaction(path.parent) as txn:
+        txn.write(path.name, data)
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: Path, data) -> Path:
+    return atomic_write_text(path, dumps(data) + "\n")

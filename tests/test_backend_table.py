@@ -2,7 +2,7 @@
 
 import pytest
 
-from deploykit.runners.backends import AUTO_ORDER, BACKENDS, CAPABILITIES, choices, names, parse_targets
+from deploykit.backends import AUTO_ORDER, BACKENDS, CAPABILITIES, choices, names, parse_targets
 
 
 def test_the_columns_say_what_each_backend_can_do():

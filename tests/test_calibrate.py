@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from deploykit.recipe import synthetic
+from deploykit.tensors import synthetic
 from deploykit.artifact import (CALIBRATION_CACHE, CALIBRATION_RANGES, FP16_MODEL, INT8_MODEL, INT8_ORT_MODEL, MODEL,
                                 Artifact)
 from deploykit.trt import calibration_cache as trt_cache

@@ -19,7 +19,7 @@ from deploykit.errors import ExportRefused
 from deploykit.export import export_onnx
 from deploykit.parity.metrics import compare_output
 from deploykit.recipe.load import recipe_from_bytes
-from deploykit.recipe.shapes import sweep
+from deploykit.tensors.shapes import sweep
 from deploykit.recipe.spec import Tolerance
 
 from . import size_branch_modules as modules

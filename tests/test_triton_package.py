@@ -10,8 +10,8 @@ from tritonclient.grpc import model_config_pb2  # noqa: E402  (in the test extra
 from google.protobuf import text_format  # noqa: E402
 
 from deploykit.errors import DeployKitError  # noqa: E402
-from deploykit.recipe.spec import DimSpec, TensorSpec  # noqa: E402
-from deploykit.recipe.shapes import parse_dim  # noqa: E402
+from deploykit.tensors.spec import DimSpec, TensorSpec  # noqa: E402
+from deploykit.tensors.shapes import parse_dim  # noqa: E402
 from deploykit.package import PackageResult, package_artifact  # noqa: E402
 from deploykit.package.triton import package_triton  # noqa: E402
 from deploykit.tensors.batch import batch_axis  # noqa: E402

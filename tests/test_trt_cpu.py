@@ -25,7 +25,7 @@ from deploykit.trt.precision import plan_precision
 from deploykit.trt.preflight import run_preflight
 from deploykit.trt.probe import probe, run_probe
 from deploykit.trt.shape_profile import InputProfile, Profile, profile_from_recipe, split_cases, validate_profile
-from deploykit.runners.trt_runner import TrtRunner
+from deploykit.trt.runner import TrtRunner
 from deploykit.trt.sidecar import Sidecar, check_sidecar, read_sidecar, sidecar_path, write_sidecar
 
 from .artifact_cache import shared_out

@@ -21,7 +21,7 @@ from deploykit.trt.builder import BuildOptions, build_engine
 from deploykit.trt.onnx_support import TrtTarget, default_target
 from deploykit.trt.parity import check_engine
 from deploykit.trt.preflight import run_preflight
-from deploykit.runners.trt_runner import TrtRunner
+from deploykit.trt.runner import TrtRunner
 from deploykit.trt.sidecar import read_sidecar, sidecar_path
 
 from .conftest import recipe_names, require_gpu

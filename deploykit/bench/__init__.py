@@ -6,7 +6,7 @@
 Backends run in fresh "spawn" processes: a script calling ``bench_recipe`` needs the usual
 ``if __name__ == "__main__":`` guard (multiprocessing re-imports the main module in each worker).
 
-Targets (a backend at a precision) come from the one backend table (deploykit.runners.backends).
+Targets (a backend at a precision) come from the one backend table (deploykit.backends).
 Modules: cases (shapes), worker (one process per backend,
 timed in interleaved rounds), measure (timing loop, peak RSS), stats (percentiles, throughput,
 geomean), flops (FLOP count, GEMM peak), profile (onnxruntime per-operator time), plot, schema

@@ -8,7 +8,7 @@ shape is timed at every batch. Every case is checked against the recipe's ranges
 from __future__ import annotations
 
 from ..errors import DeployKitError
-from ..recipe.shapes import ShapeCase, parse_shape_option
+from ..tensors.shapes import ShapeCase, parse_shape_option
 
 
 def parse_batches(text: str | None) -> list[int]:

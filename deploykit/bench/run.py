@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..artifact import Artifact
-from ..runners.backends import Target, parse_targets as _parse_targets
+from ..backends import Target, parse_targets as _parse_targets
 from .cases import items_per_call
 from .flops import count_flops
 from ..environment import versions

@@ -21,7 +21,7 @@ A row::
 
     recipe, case ("opt" or "B=4 H=64 W=64"), shape {symbol: int}, inputs {name: [dims]}, items (batch)
     target      backend[/precision], e.g. torch, ort-cpu, ort-cpu/int8, trt/fp16
-    backend     torch | ort-cpu | ort-cuda | ort-trt | trt (deploykit.runners.backends)
+    backend     torch | ort-cpu | ort-cuda | ort-trt | trt (deploykit.backends)
     precision   fp32 | fp16 | int8
     file        the artifact file the backend ran (weights.pt, model.onnx, model.int8.ort.onnx, model.fp32.plan...)
     status      "ok" | "skipped" (not available here: reason says why) | "failed" (it loaded or ran and broke)

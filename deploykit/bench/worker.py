@@ -37,8 +37,8 @@ class BackendSession:
     def __init__(self, spec: WorkSpec):
         from ..artifact import Artifact
         from ..recipe import load_recipe
-        from ..recipe.shapes import ShapeCase
-        from ..runners.backends import parse_target
+        from ..tensors.shapes import ShapeCase
+        from ..backends import parse_target
 
         target = parse_target(spec.target)
         for module in target.backend.preload:

@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from ..errors import DeployKitError, first_line
-from ..recipe.shapes import resolve_shape
+from ..tensors.shapes import resolve_shape
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 NO_RANGE = {"I": "32-bit integer", "F": "32-bit float"}

@@ -218,7 +218,7 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
             txn.write(name, payload)
         cache_info = {"file": CALIBRATION_CACHE, "header": header, "algorithm": algorithm, "trt_version": trt_version,
                       "sha256": txn.write(CALIBRATION_CACHE, cache_text.encode())}
-        # write_ranges' atomic write joins this transaction (files.atomic_write_bytes)
+        # write_ranges' atomic write joins this transaction (transaction.atomic_write_bytes)
         write_ranges(folder / CALIBRATION_RANGES, ranges_document(provenance, ranges, cache_info))
         calibration_info = {"method": method, "settings": settings, "synthetic": source.synthetic,
                             "data": {k: v for k, v in description.items() if k != "shapes"},

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..environment import versions
 from ..errors import DeployKitError
-from ..files import atomic_write_json, read_json, sha256_file
+from ..files import read_json, sha256_file
+from ..transaction import atomic_write_json
 from .ranges import Ranges
 from ..trt.calibration_cache import CalibrationCache, read_cache
 

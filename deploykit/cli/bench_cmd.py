@@ -154,7 +154,7 @@ def _print(data, written):
 def _print_profiles(rows, recipes, out_dir, threads):
     from ..artifact import Artifact
     from ..bench.op_profile import profile_ort
-    from ..recipe.shapes import ShapeCase
+    from ..tensors.shapes import ShapeCase
 
     out = console()
     for row in rows:

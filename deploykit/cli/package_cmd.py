@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..artifact import PRECISION_MODELS
-from ..runners.backends import choices
+from ..backends import choices
 from .common import console, echo_json, force_option, json_option, out_option
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import DeployKitError
-from ..runners.backends import AUTO_ORDER, choices
+from ..backends import AUTO_ORDER, choices
 from .common import console
 
 

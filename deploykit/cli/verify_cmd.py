@@ -8,7 +8,7 @@ import click
 
 from ..errors import DeployKitError, RecipeErrors
 from ..recipe import PRECISIONS
-from ..recipe.shapes import parse_shape_option
+from ..tensors.shapes import parse_shape_option
 from ..verify import BACKENDS, verify_artifact, verify_onnx
 from .common import (console, echo_json, force_option, forward_timeout_option, json_option, out_option, recipes_option,
                      select_recipes, spinner, trust_option)

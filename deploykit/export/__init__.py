@@ -23,18 +23,18 @@ from pathlib import Path
 import onnx
 import torch
 
-from ..artifact import (BUFFERS, LOG, MANIFEST, MANIFEST_FORMAT, MODEL, RECIPE, WEIGHTS, buffers_bytes,
-                        state_dict_bytes, write_artifact)
+from ..artifact import BUFFERS, LOG, MANIFEST, MANIFEST_FORMAT, MODEL, RECIPE, WEIGHTS, write_artifact
+from ..checkpoint import buffers_bytes, state_dict_bytes
 from ..environment import versions
 from ..callable_module import make_callable
 from ..errors import DeployKitError, ExportRefused, UserCodeError, first_line
-from ..files import check_can_overwrite, ensure_dir, read_json
+from ..files import check_can_overwrite, read_json
 from ..onnx_graph import dims_of, opset_of
 from ..parity import compare_runners, inputs_for
 from ..reference import DEFAULT_BOUND_MB, REFERENCE, record_at_verify_shapes
 from ..structure import describe, leaf_names
 from ..runners.torch_runner import FlatIO, TorchRunner
-from ..transaction import recover
+from ..transaction import ensure_dir, recover
 from .checks import ReferenceCheck, check_onnx_model, require_repeatable, stamp_static_output_dims
 from .exporters import EXPORTERS, example_case
 from .log import ExportLog

@@ -15,7 +15,7 @@ from ..errors import ExportRefused, first_line
 from ..onnx_graph import dims_of
 from ..runners.ort_runner import OrtRunner
 from ..runners.torch_runner import TorchRunner
-from ..recipe.shapes import DimExpr
+from ..tensors.shapes import DimExpr
 
 
 def check_onnx_model(path: Path) -> None:

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import ExportRefused
 from ..environment import quiet
-from ..recipe.shapes import DimExpr, ShapeCase, allowed_values
+from ..tensors.shapes import DimExpr, ShapeCase, allowed_values
 
 
 def example_case(recipe) -> ShapeCase:

@@ -38,7 +38,7 @@ import torch
 
 from ..errors import ExportRefused, first_line
 from ..recipe.coverage import every_value_cases
-from ..recipe.shapes import DimExpr, ShapeCase, describe_values
+from ..tensors.shapes import DimExpr, ShapeCase, describe_values
 from .budget import OutOfTime, start_forked
 from .grid import MAX_GRID, as_python, failing_points
 from .specialise import Site, cut, is_user_file, refuse

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from ..artifact import LOG
 from ..errors import DeployKitError
+from ..files import open_regular
+from ..transaction import atomic_write_bytes
 
 MARKER = "# deploykit export log"
 
@@ -49,8 +51,6 @@ class ExportLog:
     def write(self) -> bool:
         """Write the log of a refused export alone (a written artifact publishes it with its files); never over
         a file that is not a deploykit log. True when written."""
-        from ..files import atomic_write_bytes, open_regular
-
         try:
             if self.path.exists() or self.path.is_symlink():
                 # never read a FIFO or a device (it would wait for a writer): only a regular file can be ours

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import ExportRefused, at_declared_shape
-from ..recipe.shapes import ShapeCase
+from ..tensors.shapes import ShapeCase
 
 ADVICE = {
     "shape": "make the code shape-independent (tensor ops such as torch.where, a padding that is always applied), "

@@ -17,7 +17,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import DeployKitError, first_line
+from ..checkpoint import load_checkpoint
+from ..families import as_exported
+from ..files import sha256_file
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -37,8 +39,6 @@ def reference_module(recipe, checkpoint: str | Path | None = None, seed: int = 0
         return seeded_model(recipe, seed), {"source": "seeded", "seed": seed, "zoo": recipe.module}
     model = recipe.build() if model is None else model
     if checkpoint is not None:
-        from ..files import sha256_file
-
         model = load_checkpoint(model, checkpoint)
         weights = {"source": "checkpoint", "path": str(checkpoint), "sha256": sha256_file(checkpoint)}
     elif recipe.factory is not None:
@@ -49,18 +49,6 @@ def reference_module(recipe, checkpoint: str | Path | None = None, seed: int = 0
     if family is not None:
         weights["family"] = family
     return model, weights
-
-
-def as_exported(model: nn.Module) -> tuple[nn.Module, dict | None]:
-    """The module as its family's own exporter would run it (families/: a YOLO head in export mode, on a copy
-    with the same tensors), and what was switched; the module itself and None for a module of no known family."""
-    from ..families import prepare
-
-    prepared = prepare(model)
-    if prepared is None:
-        return model.eval(), None
-    return prepared.model.eval(), {"family": prepared.family, "notes": list(prepared.notes),
-                                   "output_names": prepared.output_names}
 
 
 def describe_weights(weights: dict) -> str:
@@ -148,69 +136,3 @@ def measure_norm_stats(model: nn.Module, recipe, seed: int = 0, batches: int = 4
     for m, momentum in zip(norms, saved):
         m.momentum = momentum
     return model.eval()
-
-
-def load_checkpoint(model: nn.Module, path: str | Path, what: str = "checkpoint") -> nn.Module:
-    """Load a state_dict (or a dict holding one under "state_dict"/"model") with strict=True.
-
-    ``torch.load(weights_only=True)`` runs no code from the file; everything it refuses, and any file that
-    is not a state dict (``torch.save([1, 2, 3])``), is one line naming the file.
-    """
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DeployKitError(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise DeployKitError(f"{what} {path} is a folder, not a file") from None
-    except Exception as exc:  # torch.load raises many types (UnpicklingError, RuntimeError, EOFError, ...)
-        raise DeployKitError(f"{what} {path} cannot be read safely (weights_only): {first_line(exc)}") from None
-    if isinstance(state, dict):
-        for key in ("state_dict", "model"):
-            if isinstance(state.get(key), dict):
-                state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-        raise DeployKitError(f"{what} {path} is not a state dict (it holds a {type(state).__name__}); "
-                             "save one with torch.save(model.state_dict(), path)")
-    try:
-        model.load_state_dict(state, strict=True)
-    except (RuntimeError, TypeError, ValueError, AttributeError, KeyError) as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else first_line(exc)
-        raise DeployKitError(f"{what} {path} does not fit the module: {detail}") from None
-    return model.eval()
-
-
-def load_buffers(model: nn.Module, path: Path, what: str = "the artifact's non-persistent buffers") -> nn.Module:
-    """Put buffers.pt's tensors back (the module a later process builds may have drawn others)."""
-    try:
-        tensors = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load raises many types; weights_only runs no code from the file
-        raise DeployKitError(f"{what} {path} cannot be read safely (weights_only): {first_line(exc)}") from None
-    restore_non_persistent(model, tensors, f"{what} {path}")
-    return model
-
-
-def non_persistent_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Buffers registered with ``persistent=False``, by their full name: part of the model, not of its state_dict."""
-    found = {}
-    for prefix, module in model.named_modules():
-        for name in sorted(getattr(module, "_non_persistent_buffers_set", ())):
-            tensor = module._buffers.get(name)
-            if tensor is not None:
-                found[f"{prefix}.{name}" if prefix else name] = tensor.detach().clone()
-    return found
-
-
-def restore_non_persistent(model: nn.Module, tensors, what: str) -> None:
-    """Put the saved non-persistent buffers back: the module a later process builds may have drawn others."""
-    expected = non_persistent_buffers(model)
-    if not isinstance(tensors, dict) or set(tensors) != set(expected):
-        raise DeployKitError(f"{what} does not fit the module: its non-persistent buffers are "
-                             f"{sorted(tensors) if isinstance(tensors, dict) else type(tensors).__name__}, "
-                             f"the module has {sorted(expected)}")
-    for name, tensor in tensors.items():
-        if not isinstance(tensor, torch.Tensor) or tensor.shape != expected[name].shape:
-            raise DeployKitError(f"{what} does not fit the module: non-persistent buffer {name} has another shape")
-        prefix, _, leaf = name.rpartition(".")
-        module = model.get_submodule(prefix)
-        module._buffers[leaf] = tensor.to(dtype=expected[name].dtype)

@@ -41,3 +41,13 @@ def prepare(model) -> Prepared | None:
     except ModuleNotFoundError:  # not written yet for this family
         return None
     return family.prepare(model)
+
+
+def as_exported(model) -> tuple[object, dict | None]:
+    """The module as its family's own exporter would run it (a YOLO head in export mode, on a copy with the
+    same tensors), and what was switched; the module itself and None for a module of no known family."""
+    prepared = prepare(model)
+    if prepared is None:
+        return model.eval(), None
+    return prepared.model.eval(), {"family": prepared.family, "notes": list(prepared.notes),
+                                   "output_names": prepared.output_names}

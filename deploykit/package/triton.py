@@ -19,7 +19,7 @@ from ..artifact import PRECISION_MODELS, Artifact, check_ranks
 from ..errors import DeployKitError
 from ..files import safe_name
 from ..onnx_graph import numpy_dtype
-from ..runners.backends import BACKENDS as BACKEND_TABLE, choices
+from ..backends import BACKENDS as BACKEND_TABLE, choices
 from ..tensors.batch import BatchAxis, batch_axis
 from .publish import publish_package
 

@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..errors import at_declared_shape, first_line, user_code
-from ..recipe.shapes import describe_values
+from ..errors import at_declared_shape, first_line
+from ..guard import user_code
+from ..tensors.shapes import describe_values
 from .metrics import OutputMetrics, compare_outputs
 
 HISTOGRAM_SAMPLES = 100_000  # abs errors kept per output and case, for reports' histograms

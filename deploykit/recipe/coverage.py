@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .shapes import ShapeCase
+from ..tensors.shapes import ShapeCase
 
 MAX_VALUES_PER_AXIS = 64  # a sampled range: verify runs this many values of each axis at most (evenly spaced)
 

@@ -12,7 +12,8 @@ import os
 import sys
 from typing import Callable
 
-from ..errors import DeployKitError, user_code
+from ..errors import DeployKitError
+from ..guard import user_code
 
 
 def _current_directory_importable() -> None:

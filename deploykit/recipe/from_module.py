@@ -20,9 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DeployKitError
+from ..errors import DeployKitError, at_declared_shape
+from ..families import as_exported
 from ..files import safe_name
-from .shapes import ShapeCase
+from ..structure import StructureError, leaf_names
+from ..tensors.shapes import ShapeCase, parse_dim, resolve_shape
+from .factory import import_factory
+from .load import recipe_from_bytes
 
 _DIM = re.compile(r"^([A-Za-z_]\w*)=(\d+)(?::(\d+):(\d+))?(?:/(\d+))?$")
 
@@ -199,10 +203,7 @@ def infer_outputs(model, inputs, dims: dict, call: str = "args",
     all three shapes). An output whose presence or size depends on the data is refused, naming it."""
     import torch
 
-    from ..errors import at_declared_shape
     from ..runners.torch_runner import FlatIO
-    from ..structure import StructureError, leaf_names
-    from .shapes import parse_dim, resolve_shape
 
     opt = {n: s.get("value", s.get("opt")) for n, s in dims.items()}
     cases = [ShapeCase("opt", opt)] + [ShapeCase(f"other-{i}", values) for i, values in enumerate(_other_values(dims, opt))]
@@ -269,9 +270,6 @@ def recipe_for_module(model, source: dict, inputs: list[tuple[str, list]], dims:
     """The validated Recipe for a user's module (already built, or handed over in memory) with the given inputs
     and dims, its outputs inferred by running it as it will be exported (as_exported: a known family's export
     switches set). Its path is where export writes its copy (``<out_dir>/<name>/recipe.toml``)."""
-    from ..export.weights import as_exported
-    from .load import recipe_from_bytes
-
     name = safe_name(name, "--name")
     _require_ranges(inputs, dims)
     path = Path(out_dir) / name / "recipe.toml"
@@ -286,8 +284,6 @@ def recipe_from_flags(factory: str, inputs: list[str], dims: list[str], args: st
     """(Recipe, module) for ``deploykit export --module ... --input ... --dim ...``: the factory is called once,
     and that module is the one exported (a slow load, or a factory whose initialisation draws from the global
     RNG, would otherwise cost twice or differ)."""
-    from .factory import import_factory
-    from .load import recipe_from_bytes
 
     parsed_inputs = parse_inputs(inputs)
     parsed_dims = parse_dims(dims)

@@ -20,9 +20,10 @@ from ..errors import DeployKitError, first_line
 from ..files import is_safe_name, safe_name
 from ..structure import CALLS
 from .factory import import_factory
-from .shapes import DimExpr, allowed_values, parse_dim
-from .spec import (CALIBRATION_METHODS, DEFAULT_TOLERANCES, DISTRIBUTIONS, PRECISIONS, CalibrationSpec, DimSpec,
-                   Recipe, RecipeError, TensorSpec, Tolerance)
+from ..tensors.shapes import DimExpr, allowed_values, parse_dim
+from ..tensors.spec import DimSpec, TensorSpec
+from .spec import (CALIBRATION_METHODS, DEFAULT_TOLERANCES, DISTRIBUTIONS, PRECISIONS, CalibrationSpec, Recipe,
+                   RecipeError, Tolerance, zoo)
 
 _TOP_KEYS = {"module", "factory", "in_memory", "summary", "opset", "call", "args", "args_json", "inputs", "outputs",
              "dims", "tolerance", "calibration", "max_elements"}
@@ -343,10 +344,8 @@ class _Validator:
 
     def check_args(self, recipe: Recipe) -> None:
         if recipe.module is not None:
-            from .. import zoo
-
             try:
-                factory = zoo.get(recipe.module).factory
+                factory = zoo().get(recipe.module).factory
             except DeployKitError as exc:
                 self.fail("module", str(exc))
         elif not recipe.runs_own_code or recipe.in_memory is not None:

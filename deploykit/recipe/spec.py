@@ -12,11 +12,14 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DeployKitError
-from .synthetic import smooth_fields
-from .shapes import DimExpr, ShapeCase, allowed_values, resolve_shape, sweep
+from ..guard import user_code
+from ..tensors.synthetic import smooth_fields
+from ..tensors.shapes import DimExpr, ShapeCase, resolve_shape, sweep
+from ..tensors.spec import DimSpec, TensorSpec
+from .factory import import_factory
 
 PRECISIONS = ("fp32", "fp16", "int8")
-DISTRIBUTIONS = ("normal", "uniform", "smooth")  # smooth: image-like fields in [0, 1] (recipe/synthetic.py)
+DISTRIBUTIONS = ("normal", "uniform", "smooth")  # smooth: image-like fields in [0, 1] (tensors/synthetic.py)
 
 # Sensible defaults per precision: fp32 is strict elementwise; fp16 and int8 are judged by cosine and SNR
 # floors, because an elementwise 1e-5 for fp16 is the known false-failure trap.
@@ -29,76 +32,16 @@ DEFAULT_TOLERANCES = {
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
+def zoo():
+    """deploykit.zoo, imported when a recipe names a zoo module: the zoo's modules import torch, which
+    ``deploykit --help``, ``list`` and reading a recipe must not."""
+    from .. import zoo as package  # function-level: the zoo imports torch (see above)
+
+    return package
+
+
 class RecipeError(DeployKitError):
     pass
-
-
-@dataclass(frozen=True)
-class DimSpec:
-    """What one symbol may be: ``min..max`` in steps of ``multiple_of`` (``opt`` for examples and
-    TensorRT profiles), or one fixed ``value`` with its ``reason`` (then min = opt = max = value).
-
-    The one range type: recipes, manifests (runtime, serve, Triton) and TensorRT profiles all use it.
-    """
-
-    name: str
-    min: int = 0
-    opt: int = 0
-    max: int = 0
-    multiple_of: int = 1
-    value: int | None = None
-    reason: str = ""
-
-    def __post_init__(self):
-        if self.value is not None:  # a fixed dim spans exactly its value
-            for bound in ("min", "opt", "max"):
-                object.__setattr__(self, bound, self.value)
-
-    @property
-    def is_static(self) -> bool:
-        return self.value is not None
-
-    def allowed(self) -> range:
-        if self.is_static:
-            return range(self.value, self.value + 1)
-        return allowed_values(self.min, self.max, self.multiple_of)
-
-    def problem(self, value: int, owner: str = "recipe") -> str | None:
-        """None when ``value`` is allowed, else what is wrong with it (for a one-line error)."""
-        if self.is_static:
-            return None if value == self.value else f"must be {self.value} ({self.reason})"
-        if not self.min <= value <= self.max:
-            return f"is outside the {owner}'s range [{self.min}, {self.max}]"
-        if value % self.multiple_of:
-            return f"must be a multiple of {self.multiple_of} (the {owner}'s range is [{self.min}, {self.max}])"
-        return None
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One input or output: its name, dtype and dims (ints for static axes, DimExprs such as ``4*H``;
-    None where a backend reports an axis it cannot name), and for recipe inputs the distribution
-    checks and synthetic calibration draw from. The one tensor descriptor: recipes, manifests and runners."""
-
-    name: str
-    shape: tuple  # of int | DimExpr | None
-    dist: str = "normal"
-    mean: float = 0.0
-    std: float = 1.0
-    low: float = -1.0
-    high: float = 1.0
-    dtype: np.dtype = np.dtype(np.float32)
-
-    def dim_names(self) -> list[str | int]:
-        return [d.text if isinstance(d, DimExpr) else "?" if d is None else d for d in self.shape]
-
-    def describe(self) -> str:
-        return "(" + ", ".join(str(d) for d in self.dim_names()) + ")"
-
-    def kserve_shape(self, values: dict[str, int]) -> list[int]:
-        """Sizes with -1 for every axis whose symbol has no value in ``values`` (the KServe/Triton convention)."""
-        return [d if isinstance(d, int) else d.evaluate(values) if isinstance(d, DimExpr) and d.symbol in values else -1
-                for d in self.shape]
 
 
 @dataclass(frozen=True)
@@ -225,11 +168,7 @@ class Recipe:
 
     def factory_callable(self) -> Callable:
         if self.module is not None:
-            from .. import zoo
-
-            return zoo.get(self.module).factory
-        from .factory import import_factory
-
+            return zoo().get(self.module).factory
         if self.in_memory is not None:
             raise RecipeError(f"{self.path}: the artifact was exported from {self.source}: there is no code to build "
                               "it from; pass the module (deploykit.verify(..., model=m)), or a factory with --module")
@@ -248,16 +187,12 @@ class Recipe:
         returns it (its weights untouched). Anything the factory raises is the user's error, one line."""
         from torch import nn
 
-        from ..errors import UserCodeError, user_code
-
         factory = None if self.module is not None else self.factory_callable()  # in memory: nothing to build from
         what = f"{'zoo module ' + repr(self.module) if self.module else 'the factory ' + self.factory}" \
                f"({', '.join(f'{k}={v!r}' for k, v in self.args.items())})"
         if self.module is not None:
-            from .. import zoo
-
             with user_code(what):
-                model = zoo.create(self.module, **self.args)
+                model = zoo().create(self.module, **self.args)
         else:
             with user_code(what):
                 model = factory(**self.args)

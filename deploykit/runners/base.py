@@ -4,7 +4,7 @@
         outputs = runner.infer({"x": array})   # -> {output_name: np.ndarray}
 
 Inputs are checked against the runner's declared metadata (names, dtypes, ranks, static sizes;
-deploykit.recipe.feeds) before they reach the backend, so a bad feed is a one-line error rather than a backend crash.
+deploykit.tensors.feeds) before they reach the backend, so a bad feed is a one-line error rather than a backend crash.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from ..recipe.feeds import feed_symbols
-from ..recipe.spec import TensorSpec
+from ..tensors.feeds import feed_symbols
+from ..tensors.spec import TensorSpec
 
 
 class Runner:

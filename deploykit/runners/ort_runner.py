@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import BackendUnavailable, DeployKitError, first_line
 from ..onnx_graph import axis_of, numpy_dtype_of_type_string
-from ..recipe.spec import TensorSpec
+from ..tensors.spec import TensorSpec
 from .base import Runner
 
 def session_options(threads: int | None = None, optimization: str = "all", spinning: bool = True):

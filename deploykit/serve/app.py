@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .. import __version__
+from ..version import __version__
 from .body import (DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_BYTES, DEFAULT_READ_TIMEOUT_S,
                    check_json_size, decode_body, encode_body, is_number, read_body)
 from .metrics import ServerMetrics

@@ -28,7 +28,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 from tritonclient.grpc import service_pb2 as pb
 
-from .. import __version__
+from ..version import __version__
 from ..errors import DeployKitError
 from .metrics import ServerMetrics
 from .protocol import InferRequest, RequestError, array_from_bytes, array_from_values, check_input, datatype_of

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DeployKitError
-from ..runners.backends import BACKENDS
+from ..backends import BACKENDS
 from ..runtime import Session, load
 from .protocol import InferRequest, RequestError, datatype_of
 

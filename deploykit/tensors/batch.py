@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# the shape types still live with the recipe; this module reads them and imports nothing else of deploykit
-from ..recipe.spec import DimSpec, TensorSpec
+from .spec import DimSpec, TensorSpec
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from pathlib import Path
 from .. import __version__
 from ..artifact import CALIBRATION_RANGES, MANIFEST, Artifact, engine_name, update_manifest
 from ..errors import DeployKitError
-from ..files import atomic_write_bytes, check_can_overwrite, read_json, sha256_file
-from ..transaction import transaction
+from ..files import check_can_overwrite, read_json, sha256_file
+from ..transaction import atomic_write_bytes, transaction
 from .calibrator import cache_only_calibrator, load_cache
 from .precision import PrecisionPlan, check_installed_major
 from .probe import ProbeResult

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..artifact import Artifact, engine_name
 from ..parity import compare_runners, inputs_for
-from ..runners.trt_runner import TrtRunner
+from .runner import TrtRunner
 from .shape_profile import split_cases
 
 

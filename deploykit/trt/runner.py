@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DeployKitError
-from ..recipe.spec import TensorSpec
-from .base import Runner
-from ..trt.probe import probe
-from ..trt.sidecar import check_sidecar, read_sidecar
-from ..trt.trt_log import trt_logger
+from ..tensors.spec import TensorSpec
+from ..runners.base import Runner
+from .probe import probe
+from .sidecar import check_sidecar, read_sidecar
+from .trt_log import trt_logger
 
 
 class TrtRunner(Runner):
@@ -39,7 +39,7 @@ class TrtRunner(Runner):
         check_sidecar(sidecar, self.plan_path, machine.tensorrt_version, machine.gpu_name, machine.compute_capability)
         import tensorrt as trt
 
-        from ..trt.device import make_device
+        from .device import make_device
 
         self.trt, self.machine, self.sidecar = trt, machine, sidecar
         self.runtime = trt.Runtime(trt_logger())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ..recipe.shapes import ShapeCase
+from ..tensors.shapes import ShapeCase
 from .problems import Problem
 
 LABELS = ("min", "opt", "max")

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import DeployKitError
-from ..files import atomic_write_json, read_json, sha256_file
+from ..files import read_json, sha256_file
+from ..transaction import atomic_write_json
 from .onnx_support import parse_version
 from .shape_profile import Profile
 

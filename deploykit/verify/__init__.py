@@ -9,9 +9,10 @@ import torch
 from ..artifact import BUFFERS, WEIGHTS, Artifact
 from ..callable_module import make_callable
 from ..errors import DeployKitError
-from ..export.weights import as_exported, load_checkpoint
+from ..checkpoint import load_checkpoint
+from ..families import as_exported
 from ..reference import Reference
-from ..runners.backends import BACKENDS as BACKEND_TABLE
+from ..backends import BACKENDS as BACKEND_TABLE
 from .harness import BACKENDS, VerifyRun, run_parity
 from .report import check_writable, write_results
 

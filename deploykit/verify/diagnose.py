@@ -19,7 +19,7 @@ import torch
 from ..runners.torch_runner import FlatIO
 from ..parity.metrics import compare_output
 from ..onnx_graph import dims_of
-from ..recipe.shapes import DimExpr
+from ..tensors.shapes import DimExpr
 from ..runners.ort_runner import ort_session
 
 

@@ -13,13 +13,13 @@ import onnx
 from ..errors import DeployKitError, first_line
 from ..parity import CaseResult, ParityInput, compare_runners, inputs_for
 from ..parity.metrics import near_floor
-from ..recipe.shapes import ShapeCase
-from ..runners.backends import BACKENDS as BACKEND_TABLE
+from ..tensors.shapes import ShapeCase
+from ..backends import BACKENDS as BACKEND_TABLE
 from ..recipe.coverage import every_value_cases, verify_cases
 from . import diagnose
 
 # the backends verify can run (rows of the one backend table); ort-cpu is the default
-BACKENDS = tuple(name for name, row in BACKEND_TABLE.items() if row.verify)  # = runners.backends.names("verify")
+BACKENDS = tuple(name for name, row in BACKEND_TABLE.items() if row.verify)  # = backends.names("verify")
 
 
 @dataclass

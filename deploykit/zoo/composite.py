@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deploykit.tensors.synthetic import smooth_fields
 from deploykit.zoo.registry import register
 
 from .asff import ASFF, Conv
@@ -88,14 +90,10 @@ class CompositeNet(nn.Module):
         Random weights make this network unrepresentative for INT8: untrained, nothing absorbs the
         quantization noise, and the logits' cosine to FP32 measured 0.79-0.975 across the sweep, where
         150 steps of training (about 5 s on 2 cores) give 0.997-0.9999 with the same calibration. The
-        task: smooth image-like fields (deploykit.recipe.synthetic) labelled by the quartile of their channel
+        task: smooth image-like fields (deploykit.tensors.synthetic) labelled by the quartile of their channel
         mean, at the recipe's opt size. Called by ``deploykit.export.weights.seeded_model``; a user's
         checkpoint replaces all of this.
         """
-        import numpy as np
-
-        from deploykit.recipe.synthetic import smooth_fields
-
         size = recipe.case("opt").values
         rng = np.random.default_rng(seed + 7)
         optimizer = torch.optim.Adam(self.parameters(), lr=2e-3)

@@ -11,12 +11,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .checkpoint import load_buffers, load_checkpoint
 from .errors import DeployKitError
 from .families import as_exported
-from .files import read_json, sha256_file
+from .files import read_json, safe_name, sha256_file
+from .reference import REFERENCE, Reference, StoredReference
+from .tensors.shapes import DimExpr, parse_dim
+from .tensors.spec import DimSpec, TensorSpec
 from .transaction import recover, transaction
 
 MODEL = "model.onnx"
@@ -56,8 +60,6 @@ class Artifact:
     @property
     def dims(self) -> dict:
         """Each symbol's DimSpec; with ``--static`` exports every symbol is fixed at the export shape."""
-        from .recipe.spec import DimSpec
-
         fixed_at = self.manifest.get("export_shape") if self.manifest.get("static") else None
         dims = {}
         for name, spec in self.manifest["dims"].items():
@@ -115,8 +117,6 @@ class Artifact:
         """Where PyTorch's outputs come from for checks of this artifact (deploykit.reference.Reference): the
         outputs export stored, and the module where they are not enough: ``model`` (handed over in Python; its
         weights must be this artifact's), else the recipe's module if deploykit may run its code."""
-        from .reference import REFERENCE, Reference, StoredReference
-
         record = self.manifest.get("reference")
         stored = None
         if isinstance(record, dict) and record.get("file") == REFERENCE:
@@ -155,11 +155,6 @@ class Artifact:
 
 
 def _tensors(entries: list[dict]) -> tuple:
-    import numpy as np
-
-    from .tensors.shapes import parse_dim
-    from .recipe.spec import TensorSpec
-
     tensors = []
     for entry in entries:
         try:
@@ -253,8 +248,6 @@ def _whole(value) -> bool:
 
 def check_manifest(path: Path, manifest) -> dict:
     """``manifest`` if it is a deploykit manifest that the readers can use, else one line saying what is wrong."""
-    from .files import safe_name
-
     problems = []
     if not isinstance(manifest, dict):
         raise DeployKitError(f"{path} is not a deploykit manifest (it holds a {type(manifest).__name__})")
@@ -299,8 +292,6 @@ LARGEST_DIM = 2**31 - 1
 
 def _value_problems(manifest: dict) -> list[str]:
     """What the recipe loader would refuse in a recipe, checked again in a manifest: dim bounds, steps, tensor dims."""
-    from .tensors.shapes import DimExpr, parse_dim
-
     problems = []
     for name, spec in manifest["dims"].items():
         if "value" in spec:

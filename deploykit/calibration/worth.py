@@ -12,15 +12,17 @@ from __future__ import annotations
 import math
 import os
 
+from ..bench.machine import machine_info
+from ..errors import DeployKitError
+from ..parity import ParityInput, compare_runners, record
+from ..recipe.spec import Tolerance
+from ..runners.ort_runner import OrtRunner
 
 
 def reference_outputs(reference, recipe, feeds: list[dict], fallback_onnx=None) -> tuple[list, str]:
     """(PyTorch's FP32 outputs for each feed, recorded once (deploykit.parity.record), what gave them):
     ``reference`` is a deploykit.reference.Reference (the artifact's stored outputs, else the module); where
     neither holds the feeds and ``fallback_onnx`` is given, that FP32 ONNX (export checked it against PyTorch)."""
-    from ..parity import record
-    from ..runners.ort_runner import OrtRunner
-
     fallback = (lambda: OrtRunner(fallback_onnx)) if fallback_onnx is not None else None
     with reference.runner(recipe, feeds, "the calibration batches", fallback) as runner:
         return record(runner, _inputs(feeds), floor=False), runner.describe()["runner"]
@@ -29,16 +31,10 @@ def reference_outputs(reference, recipe, feeds: list[dict], fallback_onnx=None) 
 def accuracy(model, feeds: list[dict], expected: list, threads: int | None = 2, optimization: str = "all") -> dict:
     """Worst cosine and SNR (dB) over every output of every feed: ``model`` (an ONNX path or bytes) in
     onnxruntime CPU against ``reference_outputs``, through the one parity engine."""
-    from ..parity import compare_runners
-    from ..recipe.spec import Tolerance
-    from ..runners.ort_runner import OrtRunner
-
     with OrtRunner(model, threads=threads, optimization=optimization) as runner:
         result = compare_runners(expected, runner, _inputs(feeds), Tolerance(None, None, None, None), floor=False)
     failed = next((c for c in result.cases if c.error), None)
     if failed is not None:
-        from ..errors import DeployKitError
-
         raise DeployKitError(f"the derived model does not run in onnxruntime: {failed.error}")
     metrics = [m for case in result.cases for m in case.outputs]
     worst_snr = min(m.snr_db for m in metrics)
@@ -47,8 +43,6 @@ def accuracy(model, feeds: list[dict], expected: list, threads: int | None = 2, 
 
 
 def _inputs(feeds: list[dict]) -> list:
-    from ..parity import ParityInput
-
     return [ParityInput(f"feed-{i}", {}, feed) for i, feed in enumerate(feeds)]
 
 
@@ -66,8 +60,6 @@ def sweep_feeds(recipe, seed: int = 0) -> list[dict]:
 
 def speed_machine(threads: int | None) -> dict:
     """Where the speed numbers come from: the INT8 kernels onnxruntime picks depend on these flags."""
-    from ..bench.machine import machine_info
-
     info = machine_info()
     return {"cpu": info["cpu"], "cpu_flags": info["cpu_flags"], "threads": threads,
             "load_average_1m": round(os.getloadavg()[0], 2)}

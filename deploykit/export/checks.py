@@ -11,7 +11,7 @@ import onnx
 
 from ..parity import ParityResult, compare_runners, inputs_for, record
 from ..parity.metrics import near_floor
-from ..errors import ExportRefused, first_line
+from ..errors import ExportRefused, at_declared_shape, first_line
 from ..onnx_graph import dims_of
 from ..runners.ort_runner import OrtRunner
 from ..runners.torch_runner import TorchRunner
@@ -161,8 +161,6 @@ def require_repeatable(flat, make_tensors, case) -> None:
     identical calls (fresh noise, a counter in forward) cannot be verified against anything, and its
     differences would otherwise be excused as rounding."""
     import torch
-
-    from ..errors import at_declared_shape
 
     with at_declared_shape(f"the PyTorch module at {case.describe()}"), torch.no_grad():
         first, second = flat(*make_tensors()), flat(*make_tensors())

@@ -36,10 +36,11 @@ import numpy as np
 import sympy
 import torch
 
-from ..errors import ExportRefused, first_line
+from ..environment import quiet
+from ..errors import ExportRefused, _user_frame, first_line
 from ..recipe.coverage import every_value_cases
 from ..tensors.shapes import DimExpr, ShapeCase, describe_values
-from .budget import OutOfTime, start_forked
+from .budget import OutOfTime, Pending, start_forked
 from .grid import MAX_GRID, as_python, failing_points
 from .specialise import Site, cut, is_user_file, refuse
 
@@ -183,8 +184,6 @@ def start_range_analysis(flat, recipe, example: list[torch.Tensor], example_case
     false at more declared points than export may check one by one. With a ``budget`` it runs in a forked child
     killed past it (the range is then sampled, not proved, and the check cases are every declared value of each
     axis); without one, here and now."""
-    from .budget import Pending
-
     if all(d.is_static for d in recipe.dims.values()):
         return PendingAnalysis(Pending(None, None, None, (), value=RangeAnalysis("static", "every axis is static")),
                                recipe, budget)
@@ -206,8 +205,6 @@ def _warm_up() -> None:
     that exports again (``--all``, a notebook, the tests) pays it here once, and its later children start warm."""
     if _WARM:
         return
-    from ..environment import quiet
-
     class Tiny(torch.nn.Module):
         def forward(self, x):
             return x * 2
@@ -222,8 +219,6 @@ def _warm_up() -> None:
 
 
 def _analyse(flat, recipe, example, example_case, copy_module: bool) -> RangeAnalysis:
-    from ..environment import quiet
-
     cwd = os.getcwd()
     try:
         with quiet(stderr=True), torch.no_grad():
@@ -232,8 +227,6 @@ def _analyse(flat, recipe, example, example_case, copy_module: bool) -> RangeAna
                                           dynamic_shapes=dynamic_axes_auto(recipe), strict=False)
     except Exception as exc:  # torch.export raises many types; only a branch on data is a verdict
         if _data_dependent(exc):
-            from ..errors import _user_frame
-
             line = re.match(r" at (.*):(\d+)$", _user_frame(exc.__traceback__))
             refuse("data", "specialised to its example data", [Site(line.group(1), int(line.group(2)), "")]
                    if line else [], first_line(exc))

@@ -33,6 +33,8 @@ from pathlib import Path
 from .artifact import WEIGHTS, Artifact, engine_name, precision_model
 from .errors import BackendUnavailable, DeployKitError
 from .recipe.spec import PRECISIONS
+from .trt.probe import probe
+from .trt.sidecar import read_sidecar
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,6 @@ class Backend:
         Cheap: the TensorRT probe runs in a subprocess once per process; for onnxruntime's GPU
         providers only whether they are compiled in (the runner checks they really load)."""
         if self.kind == "trt":
-            from .trt.probe import probe
-
             return probe().missing
         if self.providers and self.providers[0] != "CPUExecutionProvider":
             import onnxruntime as ort
@@ -105,8 +105,6 @@ class Backend:
         try:
             artifact.check_files(filename)
             if self.kind == "trt":  # cheap before the probe: an engine without its sidecar is never loaded
-                from .trt.sidecar import read_sidecar
-
                 read_sidecar(artifact.path(filename))
         except DeployKitError as exc:
             return str(exc)

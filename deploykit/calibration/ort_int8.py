@@ -38,6 +38,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import DeployKitError
+from .qdq import run_quantize_static
 from .ranges import Ranges
 
 # |weight| bound under which VPMADDUBSW's int16 pair sums cannot saturate: 255 * 64 * 2 = 32640 <= 32767
@@ -122,8 +123,6 @@ def quantize_ort(model: onnx.ModelProto, ranges: Ranges, nodes: list[str], *, pe
     """A float model (model.onnx, or its ``silu_as_quickgelu`` form) + ranges -> the onnxruntime Q/DQ
     model quantizing exactly ``nodes``."""
     from onnxruntime.quantization import QuantType
-
-    from .qdq import run_quantize_static
 
     if not nodes:
         raise DeployKitError("no node to quantize for onnxruntime")

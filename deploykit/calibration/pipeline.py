@@ -21,6 +21,7 @@ from pathlib import Path
 
 import onnx
 
+from ..bench.interleave import interleaved
 from ..artifact import (CALIBRATION_CACHE, CALIBRATION_RANGES, FP16_MODEL, INT8_MODEL, INT8_ORT_MODEL, MODEL,
                         Artifact, update_manifest)
 from ..errors import DeployKitError
@@ -36,6 +37,7 @@ from .ort_int8 import ORT_OPTIONS, WEIGHT_BOUND
 from .ort_search import search_ort_int8
 from .qdq import QDQ_OPTIONS, attention_float_nodes, qdq_summary, quantize_qdq
 from .ranges import compute_ranges, settings_for
+from ..trt.probe import probe
 from ..trt.calibration_cache import ALGORITHMS, DEFAULT_TRT_VERSION, format_cache, version_code
 
 DEFAULT_METHOD = "minmax"
@@ -263,8 +265,6 @@ def _search_feeds(recipe, source) -> list[dict]:
 def _worth(recipe, reference, model_path: Path, models: dict[str, bytes], threads, seed: int) -> dict:
     """Per written file: accuracy over the verification sweep against PyTorch, and p50 against FP32 at
     the opt shape, all files in one interleaved run (deploykit.bench.interleave)."""
-    from ..bench.interleave import interleaved
-
     feeds = worth.sweep_feeds(recipe, seed)
     expected, _ = worth.reference_outputs(reference, recipe, feeds)
     machine = worth.speed_machine(threads)
@@ -303,7 +303,5 @@ def _installed_tensorrt() -> str | None:
 
     if importlib.util.find_spec("tensorrt") is None:
         return None
-    from ..trt.probe import probe
-
     version = probe().tensorrt_version or ""
     return version if version.split(".")[0].isdigit() and int(version.split(".")[0]) <= 10 else None

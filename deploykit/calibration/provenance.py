@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..artifact import CALIBRATION_CACHE, CALIBRATION_RANGES, MODEL
 from ..environment import versions
 from ..errors import DeployKitError
 from ..files import read_json, sha256_file
@@ -89,8 +90,6 @@ def trusted_cache(artifact_dir: Path, trt_version: str | None = None) -> tuple[P
     For ``deploykit build-trt``: refuses a cache made for another model, edited after it was written,
     or written for another TensorRT version (which TensorRT itself would skip without a word).
     """
-    from ..artifact import CALIBRATION_CACHE, CALIBRATION_RANGES, MODEL
-
     artifact_dir = Path(artifact_dir)
     _, document = read_ranges(artifact_dir / CALIBRATION_RANGES)
     prov, cache_info = document["provenance"], document.get("trt_cache") or {}

@@ -18,9 +18,10 @@ from pathlib import Path
 from ..artifact import PRECISION_MODELS, Artifact, check_ranks
 from ..errors import DeployKitError
 from ..files import safe_name
-from ..onnx_graph import numpy_dtype
+from ..onnx_graph import load_model, numpy_dtype
 from ..backends import BACKENDS as BACKEND_TABLE, choices
 from ..tensors.batch import BatchAxis, batch_axis
+from ..trt.sidecar import read_sidecar
 from .publish import publish_package
 
 # rows of the one backend table Triton can run (a triton_platform); "auto" leaves the device to Triton
@@ -61,8 +62,6 @@ def read_config(path: str | Path):
 # -- what the artifact allows -----------------------------------------------------------------------
 def _onnx_dtypes(path: Path, artifact: Artifact | None = None) -> dict[str, str]:
     """numpy dtype names of the ONNX graph's inputs and outputs (what the shipped file really takes)."""
-    from ..onnx_graph import load_model
-
     model = load_model(path)  # a truncated file is one line
     if artifact is not None:  # a manifest whose ranks are not the model's would give Triton a wrong config
         check_ranks(artifact, {v.name: len(v.type.tensor_type.shape.dim) for v in (*model.graph.input, *model.graph.output)})
@@ -71,8 +70,6 @@ def _onnx_dtypes(path: Path, artifact: Artifact | None = None) -> dict[str, str]
 
 def _engine_limits(plan: Path, batch: BatchAxis, artifact: Artifact) -> tuple[BatchAxis, Path | None]:
     """The engine's own profile (from its sidecar) caps the batch; its source ONNX gives the I/O dtypes."""
-    from ..trt.sidecar import read_sidecar
-
     sidecar = read_sidecar(plan)
     source = artifact.path(sidecar.onnx.get("file", "")) if sidecar.onnx.get("file") else None
     if batch.symbol is None:

@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 
 from ..errors import DeployKitError, first_line
+from ..export.checks import require_repeatable
 from ..parity import CaseResult, ParityInput, compare_runners, inputs_for
 from ..parity.metrics import near_floor
 from ..tensors.shapes import ShapeCase
@@ -110,8 +111,6 @@ def _what(cases, extra_shapes, seed: int, samples: int) -> str:
 def _require_repeatable(torch_runner, recipe, case: ShapeCase, seed: int) -> None:
     """A reference whose output changes between identical calls cannot judge anything (export/checks.py)."""
     import torch
-
-    from ..export.checks import require_repeatable
 
     feed = recipe.make_inputs(case, seed)
     require_repeatable(torch_runner.flat, lambda: [torch.tensor(feed[t.name]) for t in recipe.inputs], case)

@@ -54,6 +54,10 @@ def record_reference(torch_runner, recipe, inputs, bound_bytes: int,
     input_names = [t.name for t in recipe.inputs]
     spent64, slowdown = 0.0, None  # float64 seconds so far; the worst float64/FP32 time ratio seen
     for item in inputs:
+        if total + sum(a.nbytes for a in item.feed.values()) > bound_bytes:  # cannot fit: PyTorch need not run
+            left_out.append({"label": item.label, "shape": item.shape,
+                             "bytes": sum(a.nbytes for a in item.feed.values())})
+            continue
         started = time.perf_counter()
         outputs = torch_runner.infer(item.feed)
         seconds32 = time.perf_counter() - started

@@ -116,18 +116,18 @@ class Backend:
 
         ``spinning=False``: onnxruntime's idle threads sleep (a server's own threads need the cores)."""
         if self.kind == "torch":
-            from .runners.torch_runner import TorchRunner
+            from .runners.torch_runner import TorchRunner  # function-level: torch; the table serves light commands
 
             return TorchRunner(reference, recipe, threads=threads)
         if self.kind == "ort":
-            from .runners.ort_runner import OrtRunner
+            from .runners.ort_runner import OrtRunner  # function-level: onnxruntime, only for this backend
 
             return OrtRunner(path, providers=list(self.providers), threads=threads, spinning=spinning)
         if self.kind == "ref":
-            from .runners.ref_runner import ReferenceRunner
+            from .runners.ref_runner import ReferenceRunner  # function-level: onnx's evaluator, only for ref
 
             return ReferenceRunner(path)
-        from .trt.runner import TrtRunner
+        from .trt.runner import TrtRunner  # function-level: TensorRT's runner, only on a TensorRT machine
 
         return TrtRunner(path)
 

@@ -203,7 +203,7 @@ def infer_outputs(model, inputs, dims: dict, call: str = "args",
     all three shapes). An output whose presence or size depends on the data is refused, naming it."""
     import torch
 
-    from ..runners.torch_runner import FlatIO
+    from ..runners.torch_runner import FlatIO  # function-level: torch; reading a recipe must not import it
 
     opt = {n: s.get("value", s.get("opt")) for n, s in dims.items()}
     cases = [ShapeCase("opt", opt)] + [ShapeCase(f"other-{i}", values) for i, values in enumerate(_other_values(dims, opt))]

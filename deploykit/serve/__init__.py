@@ -22,11 +22,11 @@ __all__ = ["ModelRepository", "create_app", "serve", "BackgroundServer"]
 
 def __getattr__(name):  # lazy: the web stack loads only when it is used
     if name == "create_app":
-        from .app import create_app
+        from .app import create_app  # function-level: the web stack (starlette) loads only when used
 
         return create_app
     if name in ("serve", "BackgroundServer"):
-        from . import server
+        from . import server  # function-level: the web stack (uvicorn) loads only when used
 
         return getattr(server, name)
     raise AttributeError(name)

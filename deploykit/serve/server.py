@@ -74,7 +74,7 @@ def serve(artifact_dirs: list[str | Path], *, host: str = "127.0.0.1", port: int
         grpc_server = None
         try:
             if grpc_port is not None:
-                from .grpc_server import GrpcServer
+                from .grpc_server import GrpcServer  # function-level: grpc (the `grpc` extra), only with --grpc-port
 
                 grpc_server = GrpcServer(repository, metrics, host=host, port=grpc_port,
                                          workers=workers or min(8, os.cpu_count() or 1),

@@ -4,8 +4,6 @@ The CLI maps a DeployKitError to one line on stderr and a non-zero exit; anythin
 and keeps its traceback.
 """
 
-import contextlib
-
 
 class DeployKitError(Exception):
     """A problem with the user's input or environment, reported as one line."""
@@ -54,20 +52,6 @@ def _user_frame(tb) -> str:
         if not any(frame.filename.startswith(s) for s in skip):
             return f" at {frame.filename}:{frame.lineno}"
     return ""
-
-
-@contextlib.contextmanager
-def at_declared_shape(what: str):
-    """``user_code`` for the user's forward at a shape the recipe declares: the line also gives the usual
-    cause (a module whose input size is fixed) and what to do."""
-    try:
-        with user_code(what):
-            yield
-    except UserCodeError as exc:
-        if exc.__cause__ is None:  # the guard's own (a time limit, an exit): not about the shape
-            raise
-        raise UserCodeError(f"{exc}; the module does not run at every declared shape: if its input size is fixed, "
-                            "declare those axes static (--dim SYM=N), or build it for dynamic sizes") from exc.__cause__
 
 
 class RecipeErrors(list):

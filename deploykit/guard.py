@@ -150,3 +150,17 @@ def user_code(what: str):
                             "deploykit stopped instead of exiting") from None
     except Exception as exc:  # anything the user's code raises is theirs to fix: one line, not a traceback
         raise UserCodeError(f"{what} raised {type(exc).__name__}: {first_line(exc)}{_user_frame(exc.__traceback__)}") from exc
+
+
+@contextlib.contextmanager
+def at_declared_shape(what: str):
+    """``user_code`` for the user's forward at a shape the recipe declares: the line also gives the usual
+    cause (a module whose input size is fixed) and what to do."""
+    try:
+        with user_code(what):
+            yield
+    except UserCodeError as exc:
+        if exc.__cause__ is None:  # the guard's own (a time limit, an exit): not about the shape
+            raise
+        raise UserCodeError(f"{exc}; the module does not run at every declared shape: if its input size is fixed, "
+                            "declare those axes static (--dim SYM=N), or build it for dynamic sizes") from exc.__cause__

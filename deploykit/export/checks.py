@@ -11,7 +11,8 @@ import onnx
 
 from ..parity import ParityResult, compare_runners, inputs_for, record
 from ..parity.metrics import near_floor
-from ..errors import ExportRefused, at_declared_shape, first_line
+from ..errors import ExportRefused, first_line
+from ..guard import at_declared_shape
 from ..onnx_graph import dims_of
 from ..runners.ort_runner import OrtRunner
 from ..runners.torch_runner import TorchRunner

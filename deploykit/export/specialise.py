@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import ExportRefused, at_declared_shape
+from ..errors import ExportRefused
+from ..guard import at_declared_shape
 from ..tensors.shapes import ShapeCase
 
 ADVICE = {

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..errors import at_declared_shape, first_line
-from ..guard import user_code
+from ..errors import first_line
+from ..guard import at_declared_shape, user_code
 from ..tensors.shapes import describe_values
 from .metrics import OutputMetrics, compare_outputs
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DeployKitError, at_declared_shape
+from ..errors import DeployKitError
+from ..guard import at_declared_shape
 from ..families import as_exported
 from ..files import safe_name
 from ..structure import StructureError, leaf_names

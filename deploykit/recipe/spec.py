@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import DeployKitError
+from ..errors import DeployKitError, UserCodeError
 from ..guard import user_code
 from ..tensors.synthetic import smooth_fields
 from ..tensors.shapes import DimExpr, ShapeCase, resolve_shape, sweep

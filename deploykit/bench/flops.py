@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import time
 
+from ..runners.torch_runner import FlatIO
+
 
 def count_flops(model, recipe, case) -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
-
-    from ..runners.torch_runner import FlatIO  # function-level: torch, only when FLOPs are counted
 
     feed = recipe.make_inputs(case)
     tensors = [torch.from_numpy(feed[t.name]) for t in recipe.inputs]

@@ -16,6 +16,10 @@ import multiprocessing
 from dataclasses import dataclass
 
 from ..errors import DeployKitError
+from ..artifact import Artifact
+from ..backends import parse_target
+from ..recipe import load_recipe
+from ..tensors.shapes import ShapeCase
 from .measure import PeakMemory, time_calls
 
 
@@ -35,11 +39,6 @@ class BackendSession:
     """The runner of one backend on one input, warmed up; ``run(n)`` times n calls."""
 
     def __init__(self, spec: WorkSpec):
-        from ..artifact import Artifact
-        from ..recipe import load_recipe
-        from ..tensors.shapes import ShapeCase
-        from ..backends import parse_target
-
         target = parse_target(spec.target)
         for module in target.backend.preload:
             importlib.import_module(module)

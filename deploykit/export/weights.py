@@ -20,6 +20,7 @@ from torch import nn
 from ..checkpoint import load_checkpoint
 from ..families import as_exported
 from ..files import sha256_file
+from ..runners.torch_runner import FlatIO
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -118,8 +119,6 @@ def randomize_norm_affine(model: nn.Module, seed: int = 0) -> nn.Module:
 
 def measure_norm_stats(model: nn.Module, recipe, seed: int = 0, batches: int = 4) -> nn.Module:
     """Running mean/var as the average over ``batches`` seeded inputs at the opt shape (momentum=None)."""
-    from ..runners.torch_runner import FlatIO
-
     norms = [m for m in model.modules() if isinstance(m, _NORMS) and m.track_running_stats]
     if not norms:
         return model

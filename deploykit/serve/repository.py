@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import DeployKitError
 from ..backends import BACKENDS
 from ..runtime import Session, load
+from .batching import Batcher, batch_limit
 from .protocol import InferRequest, RequestError, datatype_of
 
 VERSION = "1"
@@ -132,8 +133,6 @@ class ModelRepository:
         A model batches up to min(max_batch, the artifact's batch max); one that cannot batch (no
         batch axis Triton's way) runs request by request, and the returned note says why.
         """
-        from .batching import Batcher, batch_limit
-
         notes = {}
         for model in self.models.values():
             model.metrics = metrics

@@ -16,15 +16,15 @@ from pathlib import Path
 
 from ..errors import DeployKitError
 from .batching import DEFAULT_MAX_DELAY_MS
+from .app import create_app
+from .http_protocol import protocol_class
+from .metrics import ServerMetrics
 from .body import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_BYTES, DEFAULT_READ_TIMEOUT_S
 from .repository import ModelRepository
 
 
 def _config(app, host: str, port: int, log_level: str, graceful_seconds: int):
     import uvicorn
-
-    from .body import DEFAULT_READ_TIMEOUT_S
-    from .http_protocol import protocol_class
 
     # Requests in flight are limited by the app (JSON 503, serve.app.ConcurrencyLimit), which bounds the
     # memory request bodies can hold at once: max_concurrency x max_body_bytes. The protocol class
@@ -59,9 +59,6 @@ def serve(artifact_dirs: list[str | Path], *, host: str = "127.0.0.1", port: int
     Every artifact must load, and both ports must bind, before either opens.
     """
     import uvicorn
-
-    from .app import create_app
-    from .metrics import ServerMetrics
 
     with ModelRepository.load(artifact_dirs, backend) as repository:
         metrics = ServerMetrics()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from ..artifact import Artifact
 from ..errors import DeployKitError, RecipeErrors
+from .builder import build_engine
+from .parity import check_engine
 from .preflight import Preflight, run_preflight
 
 
@@ -31,9 +33,6 @@ def build_all(preflights: list[tuple[object, Artifact, Preflight]], options, mac
     """Build every planned engine; check each against PyTorch unless ``check`` is False.
 
     A failed build is recorded with its one-line reason and the others go on."""
-    from .builder import build_engine
-    from .parity import check_engine
-
     builds, checks = [], []
     for recipe, artifact, pre in preflights:
         for precision, plan in pre.plans.items():

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import DeployKitError
 from ..tensors.spec import TensorSpec
 from ..runners.base import Runner
+from .device import make_device
 from .probe import probe
 from .sidecar import check_sidecar, read_sidecar
 from .trt_log import trt_logger
@@ -38,8 +39,6 @@ class TrtRunner(Runner):
         sidecar = read_sidecar(self.plan_path)
         check_sidecar(sidecar, self.plan_path, machine.tensorrt_version, machine.gpu_name, machine.compute_capability)
         import tensorrt as trt
-
-        from .device import make_device
 
         self.trt, self.machine, self.sidecar = trt, machine, sidecar
         self.runtime = trt.Runtime(trt_logger())

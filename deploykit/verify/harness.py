@@ -17,6 +17,7 @@ from ..parity.metrics import near_floor
 from ..tensors.shapes import ShapeCase
 from ..backends import BACKENDS as BACKEND_TABLE
 from ..recipe.coverage import every_value_cases, verify_cases
+from ..runners.torch_runner import TorchRunner
 from . import diagnose
 
 # the backends verify can run (rows of the one backend table); ort-cpu is the default
@@ -173,8 +174,6 @@ def _diagnose(run, recipe, model_path, reference, backend, precision, export_sha
 
 def _rerun_with_other_data(case: CaseResult, recipe, model_path, module, backend, precision, seed):
     """(note, data-dependent?) from three more runs at the failing shape with other seeds."""
-    from ..runners.torch_runner import TorchRunner  # the module's code runs only here, when a diagnosis needs it
-
     shape = ShapeCase(case.label, case.shape)
     inputs = [ParityInput(f"{case.label}/seed-{s}", case.shape, recipe.make_inputs(shape, s))
               for s in (seed + 1, seed + 2, seed + 3)]

@@ -3,8 +3,9 @@
 A forward may return a tensor, or dicts, lists, tuples, namedtuples and dataclasses (Hugging Face's
 ModelOutput) of them, nested, with None entries. ONNX has flat, named outputs, so the tensors are taken
 in order (None left out) and each is named by its path: a dict's key, a field's name, a position
-(``out``, ``aux``, ``1.boxes``, ``2.0``; a bare tensor is ``output``). The structure itself is recorded
-as JSON (``describe``) in the manifest, and ``rebuild`` gives a runtime's flat outputs back in it.
+(``out``, ``aux``, ``aux.0``, ``head.boxes``; a bare tensor is ``output``, the items of a list or tuple
+returned as such ``output_0``, ``output_1.boxes``: TorchScript's exporter refuses names that are numbers). The
+structure itself is recorded as JSON (``describe``) in the manifest, and ``rebuild`` gives a runtime's flat outputs back in it.
 
 torch.utils._pytree does the same flattening for torch.export, but its specs are not JSON a manifest can
 hold without naming the user's classes (a namedtuple's or dataclass's type is imported on load, which an
@@ -93,7 +94,8 @@ def leaf_names(tree) -> list[str]:
                 walk(child, _join(path, str(key)))
         else:
             for i, child in enumerate(node.get("list", node.get("tuple", []))):
-                walk(child, _join(path, str(i)))
+                # a name must not start with a digit: TorchScript's exporter refuses '0' as a value's name
+                walk(child, _join(path, str(i)) if path else f"{BARE_NAME}_{i}")
 
     walk(tree, "")
     if len(set(names)) != len(names):

@@ -161,7 +161,7 @@ class NumberOut(nn.Module):
 
 
 @pytest.mark.parametrize("module, message", [
-    (DataDependent(), "the size of output '1' depends on the data"),
+    (DataDependent(), "the size of output 'output_1' depends on the data"),
     (NumberOut(), "the output at scale is a float"),
 ])
 def test_outputs_deploykit_cannot_take_are_refused_in_one_line_naming_them(module, message, tmp_path):
@@ -205,3 +205,17 @@ def test_args_take_json_null(tmp_path):
     assert state["0.weight"].shape[0] == 6
     again = _cli("verify", "build", "--out", "out", "--module", "nullnet:build", "--seed", "1", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr  # the module rebuilt from the JSON arguments
+
+
+class TwoOutputs(nn.Module):
+    def forward(self, x):
+        return [x + 1, (x * 2, {"m": x.amax(1)})]
+
+
+def test_a_returned_list_exports_with_torchscript_under_names_that_are_not_numbers(tmp_path):
+    """TorchScript's exporter refuses a value named '0': positions at the top are output_0, output_1.0, ..."""
+    result = deploykit.export(TwoOutputs(), {"x": "B,3,H,W"}, DIMS, name="two", out=tmp_path)
+    assert [o["name"] for o in result.manifest["outputs"]] == ["output_0", "output_1.0", "output_1.1.m"]
+    assert result.exporter == "torchscript" and result.opset == 17
+    got = deploykit.runtime.load(tmp_path / "two", "ort-cpu").forward({"x": np.ones((1, 3, 8, 8), np.float32)})
+    assert isinstance(got, list) and got[1][1]["m"].shape == (1, 8, 8)

@@ -149,16 +149,22 @@ def _input_dims(path: Path) -> list:
 
 
 def naive(net, model, exporter: str, work: Path, export_feeds, probe_feeds) -> dict:
-    """torch.onnx.export of the module as held, at the export shape, with the dynamic axes a user would ask for."""
+    """torch.onnx.export of the module as held, at the export shape, with the dynamic axes a user would ask for.
+    ``torchscript-warm``: the same TorchScript export of a copy that first ran once at the export shape, as after a
+    prediction (a YOLO head then holds anchors cached for that shape)."""
     path = work / f"{net.name}.{exporter}.onnx"
     names = [n for n, _ in net.inputs]
     args = tuple(torch.from_numpy(a) for a in export_feeds)
     args = (list(args),) if net.call == "list" else args
+    if exporter == "torchscript-warm":
+        model = copy.deepcopy(model)
+        with torch.no_grad():
+            model(*args)
     t0 = time.perf_counter()
     entry: dict = {}
     try:
         with torch.no_grad():
-            if exporter == "torchscript":
+            if exporter.startswith("torchscript"):
                 axes = {n: {i: d for i, d in enumerate(dims) if isinstance(d, str)} for n, dims in net.inputs}
                 torch.onnx.export(model, args, str(path), dynamo=False, opset_version=17, input_names=names,
                                   dynamic_axes=axes)
@@ -256,6 +262,9 @@ def main() -> None:
         result["baselines"][exporter] = naive(net, model, exporter, args.work, export_feeds, probe_feeds)
         save()
     if net.kind == "yolo":
+        result["baselines"]["torchscript-warm"] = naive(net, model, "torchscript-warm", args.work, export_feeds,
+                                                        probe_feeds)
+        save()
         result["baselines"]["ultralytics"] = ultralytics_exporter(net, args.checkpoint, args.work / "ultralytics",
                                                                   probe_feeds, reference_model)
         save()

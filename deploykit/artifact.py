@@ -129,18 +129,50 @@ class Artifact:
                 f"(sha256 {recorded[:12]} != {recipe.sha256[:12]}); re-export with `deploykit export {recipe.name}`"
             )
 
+    def reference(self, recipe, model: torch.nn.Module | None = None):
+        """Where PyTorch's outputs come from for checks of this artifact (deploykit.reference.Reference): the
+        outputs export stored, and the module where they are not enough: ``model`` (handed over in Python; its
+        weights must be this artifact's), else the recipe's module if deploykit may run its code."""
+        from .reference import REFERENCE, Reference, StoredReference
+
+        record = self.manifest.get("reference")
+        stored = None
+        if isinstance(record, dict) and record.get("file") == REFERENCE:
+            self.check_files(REFERENCE)
+            stored = StoredReference(self.dir / REFERENCE, record, recipe)
+        if model is not None:
+            return Reference(stored, lambda: self.check_module(model))
+        if recipe.runs_own_code:
+            return Reference(stored, lambda: self.reference_model(recipe))
+        why = ("hand it over: deploykit.verify(NAME, model=module)" if recipe.in_memory is not None else
+               f"pass --module {recipe.factory} if it is your code, or --trust-code")
+        return Reference(stored, None, why)
+
+    def check_module(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` as export ran it, if its tensors are exactly this artifact's (a module trained further since
+        is another model: one line naming the first tensor that differs)."""
+        from .export.weights import as_exported
+
+        self.check_files(WEIGHTS)
+        stored = torch.load(self.dir / WEIGHTS, map_location="cpu", weights_only=True)
+        state = model.state_dict()
+        differs = next((k for k in stored if k not in state or not torch.equal(state[k].cpu(), stored[k])),
+                       next((k for k in state if k not in stored), None))
+        if differs is not None:
+            raise DeployKitError(f"the module handed over is not the one exported to {self.dir}: its {differs!r} "
+                                 "differs from weights.pt (trained further since?); export it again")
+        return as_exported(model)[0]
+
     def reference_model(self, recipe) -> torch.nn.Module:
         """The PyTorch module with exactly the weights the ONNX was exported from."""
-        from .export.weights import load_checkpoint
-
-        from .export.weights import load_buffers
+        from .export.weights import as_exported, load_buffers, load_checkpoint
 
         self.check_files(WEIGHTS)
         model = load_checkpoint(recipe.build(), self.dir / WEIGHTS, what="the artifact's weights")
         if BUFFERS in self.manifest.get("files", {}):
             self.check_files(BUFFERS)
             load_buffers(model, self.dir / BUFFERS)
-        return model
+        return as_exported(model)[0]  # as export ran it: a known family's export switches set
 
 
 def _tensors(entries: list[dict]) -> tuple:

@@ -2,6 +2,7 @@
 
     session = deploykit.runtime.load("artifacts/cbam")          # backend="auto"
     outputs = session.run({"x": np.zeros((2, 64, 32, 32), np.float32)})   # -> {"y": array}
+    result = session.forward(feed)     # in the module's own structure: {"out": ..., "aux": [...]}
 
 ``auto`` tries, in order: a TensorRT engine whose sidecar matches this machine, onnxruntime on CUDA
 (only if the session really runs on CUDA: onnxruntime-gpu falls back to CPU silently), onnxruntime
@@ -24,6 +25,7 @@ import numpy as np
 from .artifact import PRECISION_MODELS, Artifact, check_ranks
 from .errors import BackendUnavailable, DeployKitError, first_line
 from .recipe.feeds import feed_symbols
+from .structure import rebuild
 from .runners.backends import AUTO_ORDER, BACKENDS as BACKEND_TABLE, Backend
 
 # the backends this API runs an artifact on (rows of the one table); "auto" tries AUTO_ORDER
@@ -104,6 +106,13 @@ class Session:
         return {n: result[n] for n in names}
 
     __call__ = run
+
+    def forward(self, feed: dict[str, np.ndarray]):
+        """``run``, given back in the structure the module's forward returned (dicts, lists, tuples, Nones,
+        namedtuples and dataclasses of the same names: deploykit/structure.py), as the manifest records it."""
+        outputs = self.run(feed)
+        described = self.artifact.manifest.get("output_structure")
+        return rebuild(described, outputs) if described is not None else outputs
 
     def close(self) -> None:
         if self.runner is not None and self.runner.active:

@@ -28,3 +28,15 @@ def test_main_command_exports_and_verifies_a_zoo_module():
 def test_ci_runs_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text()
     assert "test-command" in ci and "python -m pytest" in _command("test-command")
+
+
+def test_the_python_api_example_runs_as_written(tmp_path, monkeypatch):
+    """The README's notebook example, executed as it stands (in a temporary folder: it writes artifacts/gate)."""
+    text = (REPO / "README.md").read_text()
+    match = re.search(r"<!-- python-api -->\s*```python\n(.+?)\n```", text, re.S)
+    assert match, "README has no python-api block"
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "__main__"}
+    exec(compile(match.group(1), "README.md", "exec"), namespace)
+    assert namespace["run"].passed and namespace["run"].cases[-1].shape == {"B": 3, "H": 40, "W": 56}
+    assert set(namespace["outputs"]) == {"out", "aux"} and namespace["outputs"]["aux"][1] is None

@@ -145,9 +145,9 @@ def test_the_recipe_free_path_calls_the_factory_once_and_exports_that_module(pro
 
     folder, mynet = project
     mynet.BUILT.clear()
-    recipe = recipe_from_flags("mynet:counted", ["x=B,3,H,W"], [d for d in DIMS if d != "--dim"], '{"channels": 6}',
-                               "counted", tmp_path)
-    export_onnx(recipe, tmp_path)
+    recipe, model = recipe_from_flags("mynet:counted", ["x=B,3,H,W"], [d for d in DIMS if d != "--dim"],
+                                      '{"channels": 6}', "counted", tmp_path)
+    export_onnx(recipe, tmp_path, model=model)
     assert len(mynet.BUILT) == 1
     stored = torch.load(tmp_path / "counted" / "weights.pt")
     assert all(torch.equal(stored[k], v) for k, v in mynet.BUILT[0].state_dict().items())

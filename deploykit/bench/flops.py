@@ -20,7 +20,7 @@ def count_flops(model, recipe, case) -> int:
     tensors = [torch.from_numpy(feed[t.name]) for t in recipe.inputs]
     counter = FlopCounterMode(display=False)
     with counter, torch.inference_mode():
-        FlatIO(model, recipe.call)(*tensors)
+        FlatIO.of(model, recipe)(*tensors)
     return int(counter.get_total_flops())
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import DeployKitError, first_line
 from ..recipe.feeds import FeedError, feed_symbols
 from ..recipe.shapes import ShapeCase, allowed_values
-from .arrays import check_array_file
+from ..arrays import check_array_file
 from .images import IMAGE_SUFFIXES, ImagePreprocessing, read_image
 
 ARRAY_SUFFIXES = (".npy", ".npz")

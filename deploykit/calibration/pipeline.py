@@ -153,7 +153,7 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
     kept_float = attention_float_nodes(original)
     stamp = {"method": method, "synthetic": source.synthetic, "data_sha256": description["sha256"],
              "model_sha256": provenance["model_sha256"]}
-    reference = artifact.reference_model(recipe)
+    reference = artifact.reference(recipe)  # the stored outputs; the module only where they do not reach
     models: dict[str, bytes] = {}  # file -> bytes, in the order they are reported
     int8_info = ort_info = fp16_info = None
 
@@ -172,7 +172,10 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
 
     if for_ort:
         feeds = _search_feeds(recipe, source)
-        choice = search_ort_int8(model_path, ranges, recipe, feeds, worth.reference_outputs(reference, recipe, feeds),
+        # the calibration batches are the user's data: PyTorch's outputs for them are not stored; without the
+        # module's code the FP32 ONNX (checked against PyTorch at export) stands in for it, and the record says so
+        expected, search_reference = worth.reference_outputs(reference, recipe, feeds, fallback_onnx=model_path)
+        choice = search_ort_int8(model_path, ranges, recipe, feeds, expected,
                                  kept_float={k["name"] for k in kept_float}, threads=threads, progress=progress)
         _check_io(original, choice.model, "onnxruntime INT8")
         models[INT8_ORT_MODEL] = _mark(choice.model, {**stamp, "target": "onnxruntime"})
@@ -181,7 +184,7 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
                     "(7-bit: no int16 saturation in onnxruntime's U8S8 kernels on any x86 CPU)",
                     "bias": "int32", "method": method, "synthetic": source.synthetic,
                     "structure": qdq_summary(choice.model), "options": {**ORT_OPTIONS, "reduce_range": True},
-                    "kept_float": kept_float, "policy": choice.record()}
+                    "kept_float": kept_float, "policy": {**choice.record(), "search_reference": search_reference}}
         if choice.note:
             warnings.append(f"{INT8_ORT_MODEL}: {choice.note}")
 
@@ -262,7 +265,7 @@ def _worth(recipe, reference, model_path: Path, models: dict[str, bytes], thread
     from ..bench.interleave import interleaved
 
     feeds = worth.sweep_feeds(recipe, seed)
-    expected = worth.reference_outputs(reference, recipe, feeds)
+    expected, _ = worth.reference_outputs(reference, recipe, feeds)
     machine = worth.speed_machine(threads)
     sessions = {MODEL: worth.ort_session(str(model_path), threads)}
     results = {}

@@ -25,13 +25,16 @@ def ort_session(model, threads: int | None = 2, optimization: str = "all"):
                                 providers=["CPUExecutionProvider"])
 
 
-def reference_outputs(reference, recipe, feeds: list[dict]) -> list:
-    """The FP32 PyTorch module's outputs for each feed, recorded once (deploykit.parity.record)."""
+def reference_outputs(reference, recipe, feeds: list[dict], fallback_onnx=None) -> tuple[list, str]:
+    """(PyTorch's FP32 outputs for each feed, recorded once (deploykit.parity.record), what gave them):
+    ``reference`` is a deploykit.reference.Reference (the artifact's stored outputs, else the module); where
+    neither holds the feeds and ``fallback_onnx`` is given, that FP32 ONNX (export checked it against PyTorch)."""
     from ..parity import record
-    from ..runners.torch_runner import TorchRunner
+    from ..runners.ort_runner import OrtRunner
 
-    with TorchRunner(reference, recipe) as runner:
-        return record(runner, _inputs(feeds), floor=False)
+    fallback = (lambda: OrtRunner(fallback_onnx)) if fallback_onnx is not None else None
+    with reference.runner(recipe, feeds, "the calibration batches", fallback) as runner:
+        return record(runner, _inputs(feeds), floor=False), runner.describe()["runner"]
 
 
 def accuracy(model, feeds: list[dict], expected: list, threads: int | None = 2, optimization: str = "all") -> dict:

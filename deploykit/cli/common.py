@@ -8,7 +8,8 @@ import click
 
 from ..errors import DeployKitError
 from ..files import dumps
-from ..recipe import default_recipe_dir, find_recipe, load_all, load_recipe
+from ..recipe import default_recipe_dir, load_all, load_recipe
+from ..recipe.load import check_module, resolve_recipe
 
 recipes_option = click.option(
     "--recipes", "recipe_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -55,7 +56,7 @@ def select_recipes(names, all_, recipe_dir, module=None, recipe_path=None, out_d
         if names or all_:
             raise DeployKitError("give either recipe names/--all or --recipe, not both")
         recipe = load_recipe(recipe_path)
-        _check_module(recipe, module, recipe_path)
+        check_module(recipe, module, recipe_path)
         return [recipe]
     if module and (all_ or not names):
         raise DeployKitError("--module needs --recipe, or the name of the artifact it was exported to "
@@ -67,28 +68,6 @@ def select_recipes(names, all_, recipe_dir, module=None, recipe_path=None, out_d
     if not names:
         raise DeployKitError("name at least one recipe (see `deploykit list`), or pass --all")
     return [resolve_recipe(n, recipe_dir, out_dir, module, trust_code) for n in names]
-
-
-def _check_module(recipe, module, path) -> None:
-    if module and recipe.factory != module:
-        # the recipe names its factory; --module, when given too, must agree so the user knows what gets built
-        raise DeployKitError(f"{path}: factory is {recipe.factory or recipe.module!r}, --module says {module!r}")
-
-
-def resolve_recipe(name: str, recipe_dir=None, out_dir=None, module=None, trust_code=False):
-    """``name``'s recipe: the recipe folder's (the user's), else the copy in the artifact ``out_dir/name/``, which
-    is untrusted unless ``--module`` names its factory or ``--trust-code`` is given."""
-    from ..artifact import RECIPE
-
-    folder = resolve_recipe_dir(recipe_dir)
-    if (folder / f"{name}.toml").is_file() or out_dir is None or not (Path(out_dir) / name / RECIPE).is_file():
-        recipe = find_recipe(name, folder)
-        _check_module(recipe, module, recipe.path)
-        return recipe
-    path = Path(out_dir) / name / RECIPE
-    recipe = load_recipe(path, trusted=trust_code)
-    _check_module(recipe, module, path)
-    return load_recipe(path) if module and not trust_code else recipe  # the user named this code
 
 
 def echo_json(data) -> None:

@@ -8,7 +8,9 @@ import click
 
 from ..errors import DeployKitError, RecipeErrors
 from ..export.guards import ANALYSIS_BUDGET_S
+from ..reference import DEFAULT_BOUND_MB
 from ..export import EXPORTER_CHOICES, export_onnx
+from ..structure import CALLS
 from .common import forward_timeout_option, console, echo_json, json_option, out_option, recipes_option, select_recipes
 
 
@@ -25,10 +27,12 @@ from .common import forward_timeout_option, console, echo_json, json_option, out
               help="The range of a symbol of --input, e.g. B=1:2:8 or H=64:224:512/32 (multiples of 32); "
                    "SYM=N fixes it. One per symbol.")
 @click.option("--args", "args_json", default=None, metavar="JSON",
-              help="Keyword arguments for --module's factory, e.g. '{\"num_classes\": 10}'.")
+              help="Keyword arguments for --module's factory as a JSON object (null included), e.g. "
+                   "'{\"num_classes\": 10, \"weights\": null}'.")
 @click.option("--name", default=None, help="Artifact name for --module (default: the factory's name).")
-@click.option("--call", type=click.Choice(["args", "list"]), default="args", show_default=True,
-              help="--module's forward takes the inputs as arguments, or as one list.")
+@click.option("--call", type=click.Choice(CALLS), default="args", show_default=True,
+              help="--module's forward takes the inputs as arguments, as one list, or as keyword arguments "
+                   "named as the inputs.")
 @click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A hand-written recipe TOML (it names its own factory; it wins over --input/--dim).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -47,11 +51,16 @@ from .common import forward_timeout_option, console, echo_json, json_option, out
               metavar="SECONDS", help="Time torch.export may take to prove the declared range (0: no limit); past "
                                       "it the range is recorded as sampled, not proved, and every declared value "
                                       "of each axis is checked instead.")
+@click.option("--reference-mb", type=click.FloatRange(min=0), default=DEFAULT_BOUND_MB, show_default=True,
+              metavar="MB", help="Size bound of PyTorch's outputs stored in the artifact (reference.npz: the inputs, "
+                                 "FP32 and float64 outputs at verify's shapes), so later checks need no code; "
+                                 "shapes past it are left out and listed (0: store none).")
 @forward_timeout_option
 @recipes_option
 @json_option
 def command(names, all_, module, inputs, dims, args_json, name, call, recipe_path, checkpoint, opset, exporter,
-            out_dir, no_simplify, static, no_rewrites, no_optimize, force, analysis_budget, recipe_dir, as_json):
+            out_dir, no_simplify, static, no_rewrites, no_optimize, force, analysis_budget, reference_mb, recipe_dir,
+            as_json):
     """Export to ONNX with dynamic axes, check it, simplify it, write the artifact.
 
     \b
@@ -64,7 +73,8 @@ def command(names, all_, module, inputs, dims, args_json, name, call, recipe_pat
 
     \b
     Writes OUT/NAME/: model.onnx, weights.pt (the exact weights exported),
-    recipe.toml, manifest.json, export.log. Later commands need only NAME.
+    reference.npz (PyTorch's outputs at verify's shapes), recipe.toml,
+    manifest.json, export.log. Later commands need only NAME, and no code.
 
     \b
     Examples:
@@ -86,14 +96,14 @@ def command(names, all_, module, inputs, dims, args_json, name, call, recipe_pat
                         TimeElapsedColumn(), console=console(stderr=True), transient=True, disable=as_json)
     with progress:
         task = progress.add_task("export", total=len(recipes))
-        for recipe in recipes:
+        for recipe, model in recipes:
             def on_step(message, name=recipe.name):
                 progress.update(task, description=f"{name}: {message}")
 
             result = failures.attempt(recipe.name, lambda: export_onnx(
                 recipe, out_dir, opset=opset, exporter=exporter, simplify=not no_simplify, static=static,
                 rewrites=not no_rewrites, optimize=not no_optimize, force=force, checkpoint=checkpoint, on_step=on_step,
-                analysis_budget=analysis_budget or None))
+                analysis_budget=analysis_budget or None, model=model, reference_mb=reference_mb))
             if result is not None:
                 results.append(result.summary())
             progress.advance(task)
@@ -106,16 +116,17 @@ def command(names, all_, module, inputs, dims, args_json, name, call, recipe_pat
 
 
 def _recipes(names, all_, module, inputs, dims, args_json, name, call, recipe_path, recipe_dir, out_dir):
-    """Zoo names / --all, a hand-written --recipe, or --module with --input/--dim (a recipe made from the flags)."""
+    """(recipe, module or None) pairs: zoo names / --all, a hand-written --recipe, or --module with --input/--dim
+    (a recipe made from the flags, and the module its factory returned, called once)."""
     flags = inputs or dims or args_json or name
     if recipe_path is not None:
         if flags:
             raise DeployKitError("--recipe already says the inputs, dims and arguments: drop --input/--dim/--args/--name")
-        return select_recipes(names, all_, recipe_dir, module, recipe_path)
+        return [(r, None) for r in select_recipes(names, all_, recipe_dir, module, recipe_path)]
     if module is None:
         if flags:
             raise DeployKitError("--input/--dim/--args/--name describe your own module: add --module PKG.MOD:FACTORY")
-        return select_recipes(names, all_, recipe_dir)
+        return [(r, None) for r in select_recipes(names, all_, recipe_dir)]
     if names or all_:
         raise DeployKitError("give either recipe names/--all or --module, not both")
     if not inputs:
@@ -155,7 +166,14 @@ def _print_table(results, failures):
             if warned:
                 out.print(f"tracer warnings checked, none changes the graph: {'; '.join(warned[:3])}", highlight=False)
             out.print(f"{r['weights']}", highlight=False)
-            out.print(f"wrote {r['path']} (+ weights.pt, recipe.toml, manifest.json, export.log)", highlight=False)
+            stored = r.get("reference") or {}
+            kept = (f", reference.npz: PyTorch at {len(stored.get('cases', []))} shapes, "
+                    f"{stored.get('bytes', 0) / 2**20:.1f} MB" if stored.get("file") else "")
+            left = stored.get("left_out") or []
+            out.print(f"wrote {r['path']} (+ weights.pt{kept}, recipe.toml, manifest.json, export.log)", highlight=False)
+            if left:
+                out.print(f"[yellow]not stored (past --reference-mb): {', '.join(c['label'] for c in left)}; later "
+                          "checks there need the module[/yellow]", highlight=False)
             out.print(f"next: deploykit verify {r['name']}", highlight=False)
     for f in failures:
         out.print(f"[red]refused {f['name']}: {f['error']}[/red]")

@@ -130,7 +130,8 @@ def _print_run(run):
     out = console()
     out.print(table)
     tolerance = ", ".join(f"{k}={v}" for k, v in run.tolerance.items() if v is not None)
-    out.print(f"checked {run.model_file} (tolerance {tolerance}); seed {run.seed}", highlight=False)
+    against = "PyTorch's outputs stored at export (reference.npz)" if run.reference != "torch" else "PyTorch"
+    out.print(f"checked {run.model_file} against {against} (tolerance {tolerance}); seed {run.seed}", highlight=False)
     out.print("torch floor = max |PyTorch FP32 - PyTorch float64|, PyTorch's own rounding, computed where the plain "
               "tolerance fails ('-': not needed)", highlight=False)
     if run.coverage != "sweep":

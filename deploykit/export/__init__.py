@@ -26,10 +26,14 @@ import torch
 from ..artifact import (BUFFERS, LOG, MANIFEST, MANIFEST_FORMAT, MODEL, RECIPE, WEIGHTS, buffers_bytes,
                         state_dict_bytes, write_artifact)
 from ..environment import versions
+from ..callable_module import make_callable
 from ..errors import DeployKitError, ExportRefused, UserCodeError, first_line
 from ..files import check_can_overwrite, ensure_dir, read_json
 from ..onnx_graph import dims_of, opset_of
 from ..parity import compare_runners, inputs_for
+from ..recipe.coverage import verify_cases
+from ..reference import DEFAULT_BOUND_MB, REFERENCE, record_reference
+from ..structure import describe, leaf_names
 from ..runners.torch_runner import FlatIO, TorchRunner
 from ..transaction import recover
 from .checks import ReferenceCheck, check_onnx_model, require_repeatable, stamp_static_output_dims
@@ -64,7 +68,9 @@ class ExportResult:
                 "opset_note": self.opset_note, "rewrites": self.rewrites, "nodes": self.nodes,
                 "simplifier": self.simplifier, "weights": self.weights, "seconds": round(self.seconds, 2),
                 "simplifier_attempts": self.manifest.get("simplifier_attempts", []),
-                "specialisation": self.manifest.get("checks", {}).get("specialisation")}
+                "specialisation": self.manifest.get("checks", {}).get("specialisation"),
+                "reference": {k: v for k, v in (self.manifest.get("reference") or {}).items() if k != "cases"}
+                | {"cases": [c["label"] for c in (self.manifest.get("reference") or {}).get("cases", [])]}}
 
 
 def _check_cases(recipe, static: bool):
@@ -98,9 +104,13 @@ def _existing_hashes(folder: Path) -> dict:
 def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None = None, exporter: str = "auto",
                 simplify: bool = True, static: bool = False, rewrites: bool = True, force: bool = False,
                 checkpoint: str | Path | None = None, seed: int = 0, on_step=None,
-                optimize: bool = True, analysis_budget: float | None = ANALYSIS_BUDGET_S) -> ExportResult:
+                optimize: bool = True, analysis_budget: float | None = ANALYSIS_BUDGET_S,
+                model: torch.nn.Module | None = None, reference_mb: float = DEFAULT_BOUND_MB) -> ExportResult:
     """Export ``recipe`` into ``out_dir/<recipe.name>/``; raise ExportRefused rather than write a wrong model.
 
+    ``model``: the user's module, exported as it is (else the recipe builds it: the zoo's seeded weights, or the
+    factory's module). ``reference_mb``: the bound on the PyTorch outputs stored in the artifact (reference.py;
+    0 stores none).
     ``analysis_budget``: seconds torch.export's range analysis may take (None: no limit); past them the range
     is recorded as sampled, not proved (guards.py). Whatever happens, ``export.log`` in that folder says what
     the exporters and checks did."""
@@ -113,7 +123,7 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
     folder = ensure_dir(Path(out_dir) / recipe.name)
     recover(folder)  # finish or discard a write a crash interrupted, before judging what is there
     known = _existing_hashes(folder)
-    for filename in (MODEL, WEIGHTS, BUFFERS, RECIPE, LOG):
+    for filename in (MODEL, WEIGHTS, BUFFERS, REFERENCE, RECIPE, LOG):
         check_can_overwrite(folder / filename, known.get(filename), force)
     if (folder / MANIFEST).exists() and not known and not force:
         raise DeployKitError(f"{folder / MANIFEST} exists and was not written by deploykit; pass --force to overwrite it")
@@ -127,7 +137,7 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
     try:
         return _export(recipe, folder, log, step, opset=opset, exporter=exporter, simplify=simplify, static=static,
                        rewrites=rewrites, checkpoint=checkpoint, seed=seed, optimize=optimize, known=known,
-                       analysis_budget=analysis_budget)
+                       analysis_budget=analysis_budget, model=model, reference_mb=reference_mb)
     except DeployKitError as exc:
         log.failure(exc)
         exc.args = (f"{exc} (details: {log.path})",) if log.write() else exc.args
@@ -143,10 +153,10 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
 
 
 def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simplify, static, rewrites, checkpoint,
-            seed, optimize, known, analysis_budget) -> ExportResult:
+            seed, optimize, known, analysis_budget, model=None, reference_mb=DEFAULT_BOUND_MB) -> ExportResult:
     started = time.perf_counter()
     step("building the module")
-    model, weights = reference_module(recipe, checkpoint, seed)
+    model, weights = reference_module(recipe, checkpoint, seed, model)
     weights_bytes = state_dict_bytes(model)  # written as weights.pt: exactly the module as it came
     extra_bytes = buffers_bytes(model)  # and buffers.pt: the tensors a state_dict leaves out, if any
     step(describe_weights(weights))
@@ -159,7 +169,7 @@ def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simp
             _prove_rewrites(model, export_model, recipe, cases + [recipe.case("max")] * (not static))
 
     reference = ReferenceCheck(model, recipe, cases, recipe.tolerance("fp32"), cases[0] if static else None)
-    raw, used, attempts, specialisation = _export_first_correct(export_model, recipe, reference, log, step,
+    raw, used, attempts, specialisation, structure = _export_first_correct(export_model, recipe, reference, log, step,
                                                                  opset=opset, exporter=exporter, static=static,
                                                                  seed=seed, analysis_budget=analysis_budget)
     actual_opset = opset_of(raw)
@@ -182,6 +192,7 @@ def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simp
             log.line(f"onnxruntime optimization dropped: {first_line(exc)}")
     nodes["final"] = len(chosen.graph.node)
 
+    stored, stored_record = _store_reference(model, recipe, static, specialisation, reference_mb, step)
     step("writing the artifact")
     # non-persistent buffers are left out: a forward may keep a cache there (a shift mask rebuilt per input size)
     if state_dict_bytes(model) != weights_bytes:
@@ -208,6 +219,9 @@ def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simp
                    for t in recipe.inputs],
         "outputs": [{"name": t.name, "dims": t.dim_names(), "onnx_dims": graph_io[t.name], "dtype": "float32"}
                     for t in recipe.outputs],
+        "output_structure": (describe(structure, [t.name for t in recipe.outputs])
+                             if len(leaf_names(structure)) == len(recipe.outputs) else None),
+        "reference": stored_record,
         "dims": {n: ({"value": d.value, "reason": d.reason} if d.is_static else
                      {"min": d.min, "opt": d.opt, "max": d.max, "multiple_of": d.multiple_of})
                  for n, d in recipe.dims.items()},
@@ -222,17 +236,30 @@ def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simp
     files = {WEIGHTS: weights_bytes, MODEL: chosen.SerializeToString(), RECIPE: recipe.text.encode(), LOG: log.text()}
     if extra_bytes is not None:
         files[BUFFERS] = extra_bytes
+    if stored is not None:
+        files[REFERENCE] = stored
     write_artifact(folder, files, manifest)  # one transaction: the old artifact or this one, never a mix
     return ExportResult(recipe.name, folder / MODEL, used, actual_opset, opset_note,
                         [r.description for r in applied], nodes, chosen_name,
                         time.perf_counter() - started, describe_weights(weights), manifest)
 
 
+def _store_reference(model, recipe, static: bool, specialisation, reference_mb: float, step):
+    """PyTorch's FP32 and float64 outputs at exactly the shapes and inputs verify draws by default, for the
+    artifact (reference.py): later checks then need no user code."""
+    static_shape = example_case(recipe).values if static else None
+    sampled = (specialisation.range or {}).get("status") == "sampled"
+    cases = verify_cases(recipe, static_shape=static_shape, every_value=sampled)
+    step(f"storing PyTorch's outputs at verify's {len(cases)} shapes (FP32 and float64)")
+    with TorchRunner(model, recipe) as runner:
+        return record_reference(runner, recipe, inputs_for(recipe, cases), int(reference_mb * 2**20))
+
+
 def _export_first_correct(export_model, recipe, reference, log: ExportLog, step, *, opset, exporter, static, seed,
                           analysis_budget=ANALYSIS_BUDGET_S):
     """The first exporter whose model is not specialised and passes every check.
 
-    Returns (model, exporter name, attempts, SpecialisationCheck); ExportRefused with every reason when none does."""
+    Returns (model, exporter name, attempts, SpecialisationCheck, the output structure); ExportRefused with every reason when none does."""
     example = example_case(recipe)
     example_feed = recipe.make_inputs(example)
 
@@ -240,7 +267,7 @@ def _export_first_correct(export_model, recipe, reference, log: ExportLog, step,
         return [torch.tensor(example_feed[t.name]) for t in recipe.inputs]
 
     # eval, and kept so: torch.onnx restores the wrapper's mode afterwards, recursively, into the module
-    flat = FlatIO(export_model, recipe.call).eval()
+    flat = FlatIO.of(export_model, recipe).eval()
     # the module itself at the example, first (twice: it must give the same output on identical calls): a module
     # that rejects a declared size (a fixed-size ViT asserting its input height) is the user's to fix, not an
     # exporter failure to report; a random one is refused once the analysis can name its op
@@ -273,8 +300,9 @@ def _export_first_correct(export_model, recipe, reference, log: ExportLog, step,
             ops = getattr(analysis(), "random_ops", None)
             raise ExportRefused(f"{unrepeatable}" + (f" (random ops in the traced graph: {'; '.join(ops[:2])})"
                                                      if ops else "")) from None
-        return _first_correct(flat, recipe, reference, log, step, example_tensors, example, analysis, state,
-                              opset=opset, exporter=exporter, static=static, seed=seed)
+        chosen = _first_correct(flat, recipe, reference, log, step, example_tensors, example, analysis, state,
+                                opset=opset, exporter=exporter, static=static, seed=seed)
+        return (*chosen, flat.structure)
     finally:
         if pending is not None:
             pending.cancel()
@@ -369,3 +397,6 @@ def _simplify(raw, reference, step):
                                 record["nodes"] > nodes[chosen] else f"as small as {chosen}, which came first")
     nodes["chosen"] = chosen
     return passed[chosen], chosen, nodes, records
+
+
+make_callable(__name__, "export")  # deploykit.export(...) is the Python API (callable_module.py)

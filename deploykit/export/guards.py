@@ -37,6 +37,7 @@ import sympy
 import torch
 
 from ..errors import ExportRefused, first_line
+from ..recipe.coverage import every_value_cases
 from ..recipe.shapes import DimExpr, ShapeCase, describe_values
 from .budget import OutOfTime, start_forked
 from .grid import MAX_GRID, as_python, failing_points
@@ -44,7 +45,6 @@ from .specialise import Site, cut, is_user_file, refuse
 
 MAX_CHECK_POINTS = 64  # declared points where a guard is false that export may check one by one
 ANALYSIS_BUDGET_S = 60.0  # torch.export's time before the range is declared sampled (export --analysis-budget)
-MAX_VALUES_PER_AXIS = 64  # a sampled range: verify runs this many values of each axis at most (evenly spaced)
 _SOURCE = re.compile(r"L\['inputs'\]\[(\d+)\]\.size\(\)\[(\d+)\]")
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ class PendingAnalysis:
                 analysis = RangeAnalysis("sampled", "range sampled, not proved: the analysis failed "
                                          f"({cut(str(exc), 160)})")
             if analysis.status == "sampled":  # export compares every declared value of each axis, a few per axis
-                per_axis = MAX_CHECK_POINTS // max(1, len(_dynamic(self.recipe)))
+                per_axis = MAX_CHECK_POINTS // max(1, len(self.recipe.dynamic_symbols))
                 analysis.check_cases = every_value_cases(self.recipe, per_axis)[0]
             self._result = analysis
         return self._result
@@ -219,27 +219,6 @@ def _warm_up() -> None:
         except Exception:  # only a speed-up: the analysis itself reports what torch.export says
             pass
     _WARM.append(True)
-
-
-def _dynamic(recipe) -> list[str]:
-    return [n for n, d in recipe.dims.items() if not d.is_static]
-
-
-def every_value_cases(recipe, per_axis: int = MAX_VALUES_PER_AXIS) -> tuple[list[ShapeCase], str]:
-    """Every declared value of each dynamic axis, the others at opt (at most ``per_axis`` values per axis, evenly
-    spaced, min and max included): what verify covers when export could not prove the range symbolically."""
-    cases, notes = [], []
-    opt = recipe.case("opt").values
-    for name in _dynamic(recipe):
-        grid = recipe.dims[name].allowed()
-        if len(grid) > per_axis:
-            values = sorted({grid[int(i)] for i in np.linspace(0, len(grid) - 1, per_axis).round()})
-            notes.append(f"{name} at {len(values)} of its {len(grid)} values")
-        else:
-            values = list(grid)
-            notes.append(f"{name} at all {len(values)}")
-        cases += [ShapeCase(f"every-{name}", {**opt, name: v}) for v in values if v != opt[name]]
-    return cases, "range sampled, not proved at export: " + ", ".join(notes) + " (the others at opt)"
 
 
 def _analyse(flat, recipe, example, example_case, copy_module: bool) -> RangeAnalysis:

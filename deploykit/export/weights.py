@@ -22,30 +22,57 @@ from ..errors import DeployKitError, first_line
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-def reference_module(recipe, checkpoint: str | Path | None = None, seed: int = 0) -> tuple[nn.Module, dict]:
+def reference_module(recipe, checkpoint: str | Path | None = None, seed: int = 0,
+                     model: nn.Module | None = None) -> tuple[nn.Module, dict]:
     """The module an export writes (and every later check compares against), and where its weights came from.
 
-    - ``checkpoint``: the recipe's module with that state_dict loaded (strict);
+    - ``model``: the user's module, handed over (the Python API, or the factory the recipe-free CLI called once);
+    - ``checkpoint``: the recipe's module (or ``model``) with that state_dict loaded (strict);
     - a user's factory (``factory = "pkg.mod:fn"``): the module exactly as the factory returned it. Never
       re-seeded, never re-measured: those are the user's trained weights;
     - a zoo recipe: seeded reference weights (``seeded_model``), so zoo artifacts are reproducible.
-    """
+
+    A module of a known family (families/) is returned with its family's export switches set, on a copy."""
+    if model is None and checkpoint is None and recipe.module is not None:
+        return seeded_model(recipe, seed), {"source": "seeded", "seed": seed, "zoo": recipe.module}
+    model = recipe.build() if model is None else model
     if checkpoint is not None:
         from ..files import sha256_file
 
-        model = load_checkpoint(recipe.build(), checkpoint)
-        return model, {"source": "checkpoint", "path": str(checkpoint), "sha256": sha256_file(checkpoint)}
-    if recipe.module is None:
-        return recipe.build(), {"source": "factory", "factory": recipe.factory}
-    return seeded_model(recipe, seed), {"source": "seeded", "seed": seed, "zoo": recipe.module}
+        model = load_checkpoint(model, checkpoint)
+        weights = {"source": "checkpoint", "path": str(checkpoint), "sha256": sha256_file(checkpoint)}
+    elif recipe.factory is not None:
+        weights = {"source": "factory", "factory": recipe.factory}
+    else:
+        weights = {"source": "module", "module": type(model).__name__}
+    model, family = as_exported(model)
+    if family is not None:
+        weights["family"] = family
+    return model, weights
+
+
+def as_exported(model: nn.Module) -> tuple[nn.Module, dict | None]:
+    """The module as its family's own exporter would run it (families/: a YOLO head in export mode, on a copy
+    with the same tensors), and what was switched; the module itself and None for a module of no known family."""
+    from ..families import prepare
+
+    prepared = prepare(model)
+    if prepared is None:
+        return model.eval(), None
+    return prepared.model.eval(), {"family": prepared.family, "notes": list(prepared.notes),
+                                   "output_names": prepared.output_names}
 
 
 def describe_weights(weights: dict) -> str:
     """One line for the CLI: where the exported weights came from."""
+    family = weights.get("family")
+    switched = f"; {family['family']}: {', '.join(family['notes'])}" if family and family.get("notes") else ""
     if weights["source"] == "checkpoint":
-        return f"weights from the checkpoint {weights['path']} (sha256 {weights['sha256'][:12]})"
+        return f"weights from the checkpoint {weights['path']} (sha256 {weights['sha256'][:12]}){switched}"
     if weights["source"] == "factory":
-        return f"weights as returned by the factory {weights['factory']} (unchanged)"
+        return f"weights as returned by the factory {weights['factory']} (unchanged){switched}"
+    if weights["source"] == "module":
+        return f"weights of the {weights['module']} module handed over (unchanged){switched}"
     return f"seeded reference weights (zoo module {weights['zoo']!r}, seed {weights['seed']})"
 
 
@@ -112,7 +139,7 @@ def measure_norm_stats(model: nn.Module, recipe, seed: int = 0, batches: int = 4
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the batches below
-    flat = FlatIO(model, recipe.call).train()
+    flat = FlatIO.of(model, recipe).train()
     case = recipe.case("opt")
     with torch.no_grad():
         for i in range(batches):

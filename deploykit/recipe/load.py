@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import inspect
+import json
 import itertools
 import math
 import os
@@ -17,13 +18,14 @@ from pathlib import Path
 
 from ..errors import DeployKitError, first_line
 from ..files import is_safe_name, safe_name
+from ..structure import CALLS
 from .factory import import_factory
 from .shapes import DimExpr, allowed_values, parse_dim
 from .spec import (CALIBRATION_METHODS, DEFAULT_TOLERANCES, DISTRIBUTIONS, PRECISIONS, CalibrationSpec, DimSpec,
                    Recipe, RecipeError, TensorSpec, Tolerance)
 
-_TOP_KEYS = {"module", "factory", "summary", "opset", "call", "args", "inputs", "outputs", "dims", "tolerance",
-             "calibration", "max_elements"}
+_TOP_KEYS = {"module", "factory", "in_memory", "summary", "opset", "call", "args", "args_json", "inputs", "outputs",
+             "dims", "tolerance", "calibration", "max_elements"}
 
 # The one bound on what a recipe may ask for: the elements of each declared tensor (input or output) at the
 # max shape. 2**28 float32 elements are 1 GiB per tensor; a recipe that needs more says so with
@@ -126,15 +128,25 @@ class _Validator:
                 self.fail(key, f"unknown field (known: {', '.join(sorted(_TOP_KEYS))})")
         module = self.typed(d, "module", str, "module")
         factory = self.typed(d, "factory", str, "factory")
-        if (module is None) == (factory is None):
+        in_memory = self.typed(d, "in_memory", str, "in_memory")  # deploykit.export(model, ...): no code to import
+        if sum(x is not None for x in (module, factory, in_memory)) != 1:
             self.fail("module", "give exactly one of `module` (a zoo name) or `factory` (package.module:callable)")
         opset = self.typed(d, "opset", int, "opset", default=17)
         if not 13 <= opset <= 23:
             self.fail("opset", f"{opset} is outside the supported range 13..23")
         call = self.typed(d, "call", str, "call", default="args")
-        if call not in ("args", "list"):
-            self.fail("call", f"must be \"args\" or \"list\", got {call!r}")
+        if call not in CALLS:
+            self.fail("call", f"must be one of {', '.join(map(repr, CALLS))}, got {call!r}")
         args = self.typed(d, "args", dict, "args", default={})
+        if "args_json" in d:  # TOML has no null: arguments holding one are kept as JSON
+            if args:
+                self.fail("args_json", "give `args` or `args_json`, not both")
+            try:
+                args = json.loads(self.typed(d, "args_json", str, "args_json"))
+            except json.JSONDecodeError as exc:
+                self.fail("args_json", f"is not valid JSON: {exc}")
+            if not isinstance(args, dict):
+                self.fail("args_json", f"must hold a JSON object, got {type(args).__name__}")
         dims = self.dims(self.typed(d, "dims", dict, "dims", required=True))
         inputs = self.tensors("inputs", dims)
         outputs = self.tensors("outputs", dims)
@@ -146,7 +158,7 @@ class _Validator:
                                                            default=DEFAULT_MAX_ELEMENTS))
         self.check_expressions(inputs + outputs, dims)
         recipe = Recipe(
-            name=recipe_name(self.path), path=self.path, module=module, factory=factory,
+            name=recipe_name(self.path), path=self.path, module=module, factory=factory, in_memory=in_memory,
             summary=self.typed(d, "summary", str, "summary", default=""), opset=opset, call=call,
             args=args, inputs=inputs, outputs=outputs, dims=dims,
             tolerances=self.tolerances(self.typed(d, "tolerance", dict, "tolerance", default={})),
@@ -337,7 +349,7 @@ class _Validator:
                 factory = zoo.get(recipe.module).factory
             except DeployKitError as exc:
                 self.fail("module", str(exc))
-        elif not recipe.runs_own_code:
+        elif not recipe.runs_own_code or recipe.in_memory is not None:
             return  # importing it would run the artifact's code; its arguments are checked when it is trusted
         else:
             factory = import_factory(recipe.factory, f"{self.path}: factory")
@@ -365,3 +377,23 @@ def _round_up(elements) -> int:
     value = math.ceil(elements)
     digits = max(len(str(value)) - 2, 0)
     return -(-value // 10**digits) * 10**digits
+
+
+def check_module(recipe, module, path) -> None:
+    if module and recipe.factory != module:
+        # the recipe names its factory; --module, when given too, must agree so the user knows what gets built
+        raise DeployKitError(f"{path}: factory is {recipe.factory or recipe.module!r}, --module says {module!r}")
+
+
+def resolve_recipe(name: str, recipe_dir=None, out_dir=None, module=None, trust_code=False):
+    """``name``'s recipe: the recipe folder's (the user's), else the copy in the artifact ``out_dir/name/``, which
+    is untrusted unless ``--module`` names its factory or ``--trust-code`` is given."""
+    folder = recipe_dir or default_recipe_dir()
+    if (folder / f"{name}.toml").is_file() or out_dir is None or not (Path(out_dir) / name / "recipe.toml").is_file():
+        recipe = find_recipe(name, folder)
+        check_module(recipe, module, recipe.path)
+        return recipe
+    path = Path(out_dir) / name / "recipe.toml"
+    recipe = load_recipe(path, trusted=trust_code)
+    check_module(recipe, module, path)
+    return load_recipe(path) if module and not trust_code else recipe  # the user named this code

@@ -150,13 +150,12 @@ class Recipe:
     sha256: str = field(repr=False)
     text: str = field(repr=False, default="")  # the TOML it was loaded from (copied into every artifact)
     calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
-    # a module the factory already returned, handed to the next build() (once): the recipe-free path runs the
-    # user's module to infer its outputs, and exports that same module rather than calling the factory again
-    # (a slow load, or a factory whose initialisation draws from the global RNG, would otherwise cost twice or differ)
-    built: list = field(default_factory=list, repr=False, compare=False)
     # False for a recipe the user did not hand over (an artifact's own recipe.toml, found by name): an artifact is
     # untrusted input, so its factory is neither imported nor called unless it is deploykit's own (the zoo)
     trusted: bool = field(default=True, compare=False)
+    # set for a recipe deploykit.export wrote for a module it was handed in memory (the class name): there is no
+    # code to build it from; later steps compare against the PyTorch reference the artifact stores
+    in_memory: str | None = None
 
     # -- shapes -------------------------------------------------------------------------------
     @property
@@ -215,7 +214,14 @@ class Recipe:
     @property
     def runs_own_code(self) -> bool:
         """Whether building this recipe may run its factory: the user's recipe, or one naming deploykit's zoo."""
+        if self.in_memory is not None:
+            return False
         return self.trusted or self.module is not None or self.factory.partition(":")[0].split(".")[:2] == ["deploykit", "zoo"]
+
+    @property
+    def source(self) -> str:
+        """What builds the module, for messages: the zoo name, the factory, or the in-memory class."""
+        return self.module or self.factory or f"a {self.in_memory} module in memory (deploykit.export)"
 
     def factory_callable(self) -> Callable:
         if self.module is not None:
@@ -224,6 +230,9 @@ class Recipe:
             return zoo.get(self.module).factory
         from .factory import import_factory
 
+        if self.in_memory is not None:
+            raise RecipeError(f"{self.path}: the artifact was exported from {self.source}: there is no code to build "
+                              "it from; pass the module (deploykit.verify(..., model=m)), or a factory with --module")
         if not self.runs_own_code:
             raise RecipeError(f"{self.path}: the artifact names the factory {self.factory!r}, and deploykit runs no "
                               f"code an artifact names: pass --module {self.factory} if it is your code, or --trust-code")
@@ -241,8 +250,7 @@ class Recipe:
 
         from ..errors import UserCodeError, user_code
 
-        if self.built:
-            return self.built.pop().eval()
+        factory = None if self.module is not None else self.factory_callable()  # in memory: nothing to build from
         what = f"{'zoo module ' + repr(self.module) if self.module else 'the factory ' + self.factory}" \
                f"({', '.join(f'{k}={v!r}' for k, v in self.args.items())})"
         if self.module is not None:
@@ -251,7 +259,6 @@ class Recipe:
             with user_code(what):
                 model = zoo.create(self.module, **self.args)
         else:
-            factory = self.factory_callable()
             with user_code(what):
                 model = factory(**self.args)
         if not isinstance(model, nn.Module):

@@ -14,33 +14,35 @@ import torch
 from torch import nn
 
 from ..guard import guarded_forward
+from ..structure import flatten
 from .base import Runner
 
 
-def flatten_outputs(result) -> tuple[torch.Tensor, ...]:
-    if isinstance(result, torch.Tensor):
-        return (result,)
-    if isinstance(result, (list, tuple)):
-        flat: list[torch.Tensor] = []
-        for item in result:
-            flat.extend(flatten_outputs(item))
-        return tuple(flat)
-    raise TypeError(f"module returned {type(result).__name__}; expected a tensor or a list/tuple of tensors")
-
-
 class FlatIO(nn.Module):
-    """forward(*tensors) -> tuple of tensors, whatever the wrapped module's calling convention."""
+    """forward(*tensors) -> tuple of tensors, whatever the wrapped module's calling convention and output
+    structure (the last structure it returned is kept in ``structure``, for the manifest)."""
 
-    def __init__(self, model: nn.Module, call: str = "args"):
+    def __init__(self, model: nn.Module, call: str = "args", names: tuple[str, ...] = ()):
         super().__init__()
         self.model = model
         self.call = call
+        self.names = tuple(names)  # the inputs' names, for call = "kwargs"
+        self.structure = None
 
     def forward(self, *inputs: torch.Tensor):
         with guarded_forward():  # the user's code: a time limit, and its sys.exit/os._exit become errors
-            result = self.model(list(inputs)) if self.call == "list" else self.model(*inputs)
-        return flatten_outputs(result)
+            if self.call == "list":
+                result = self.model(list(inputs))
+            elif self.call == "kwargs":
+                result = self.model(**dict(zip(self.names, inputs)))
+            else:
+                result = self.model(*inputs)
+        leaves, self.structure = flatten(result, torch.is_tensor)
+        return tuple(leaves)
 
+    @classmethod
+    def of(cls, model: nn.Module, recipe) -> "FlatIO":
+        return cls(model, recipe.call, tuple(t.name for t in recipe.inputs))
 
 
 class TorchRunner(Runner):
@@ -49,7 +51,7 @@ class TorchRunner(Runner):
     def __init__(self, model: torch.nn.Module, recipe, threads: int | None = None):
         super().__init__()
         self.recipe = recipe
-        self.flat = FlatIO(model.eval(), recipe.call)
+        self.flat = FlatIO.of(model.eval(), recipe)
         self.threads = threads
         self._flat64 = None  # a float64 copy, made on first use (the noise floor, parity/metrics.py)
 

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import torch
 
-from ..artifact import Artifact
+from ..artifact import BUFFERS, WEIGHTS, Artifact
+from ..callable_module import make_callable
 from ..errors import DeployKitError
-from ..export.weights import load_checkpoint
+from ..export.weights import as_exported, load_checkpoint
+from ..reference import Reference
 from ..runners.backends import BACKENDS as BACKEND_TABLE
 from .harness import BACKENDS, VerifyRun, run_parity
 from .report import check_writable, write_results
@@ -18,8 +20,11 @@ __all__ = ["BACKENDS", "VerifyRun", "verify_artifact", "verify_onnx"]
 
 def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str = "ort-cpu", precision: str = "fp32",
                     extra_shapes=(), seed: int = 0, samples: int = 0, write: bool = True, on_case=None,
-                    force: bool = False) -> VerifyRun:
-    """Verify ``out_dir/<recipe>/`` (made by ``deploykit export``) and write verify.json + report.md there."""
+                    force: bool = False, model=None) -> VerifyRun:
+    """Verify ``out_dir/<recipe>/`` (made by ``deploykit export``) and write verify.json + report.md there.
+
+    PyTorch's side is the artifact's stored reference where it holds the sweep, else the module: ``model`` (its
+    weights must be the artifact's), or the recipe's if deploykit may run its code."""
     artifact = Artifact.open(Path(out_dir) / recipe.name)
     artifact.check_recipe(recipe)
     if backend not in BACKENDS:
@@ -28,12 +33,14 @@ def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str =
     model_file = table.file(precision)
     if model_file not in artifact.manifest["files"]:
         raise DeployKitError(f"{artifact.dir} has no {model_file}; make it with `{table.make_hint(precision, recipe.name)}`")
-    artifact.check_files(model_file)
+    # the file checked, and every tensor of the model beside it (weights.pt is the artifact's even when the stored
+    # reference makes loading it unnecessary): none edited or swapped since export
+    artifact.check_files(model_file, *(f for f in (WEIGHTS, BUFFERS) if f in artifact.manifest["files"]))
     if write:  # before the run: a user's own report.md or plot is never overwritten (without --force)
         check_writable(artifact.dir, backend, precision, [t.name for t in recipe.outputs], force)
     manifest = artifact.manifest
     run = run_parity(
-        recipe, artifact.path(model_file), artifact.reference_model(recipe), backend=backend, precision=precision,
+        recipe, artifact.path(model_file), artifact.reference(recipe, model), backend=backend, precision=precision,
         extra_shapes=extra_shapes, seed=seed, samples=samples,
         static_shape=manifest["export_shape"] if manifest.get("static") else None,
         export_shape=manifest.get("export_shape"), on_case=on_case, range_sampled=range_status(manifest) == "sampled",
@@ -74,8 +81,11 @@ def verify_onnx(onnx_path: str | Path, recipe, checkpoint: str | Path | None = N
         if any(not torch.equal(state[k], again[k]) for k in state):
             raise DeployKitError(f"{recipe.factory or recipe.module} returns different weights on every call "
                                  "(random initialisation): pass --checkpoint with the weights the ONNX was exported from")
-    run = run_parity(recipe, onnx_path, reference, backend=backend, precision=precision, extra_shapes=extra_shapes,
+    run = run_parity(recipe, onnx_path, Reference(None, lambda: as_exported(reference)[0]), backend=backend, precision=precision, extra_shapes=extra_shapes,
                      seed=seed, samples=samples, on_case=on_case)
     if write:
         write_results(results, run, force=force)
     return run
+
+
+make_callable(__name__, "verify")  # deploykit.verify(...) is the Python API (callable_module.py)

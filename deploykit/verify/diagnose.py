@@ -105,7 +105,7 @@ def torch_intermediates(model: torch.nn.Module, recipe, feed: dict) -> list[tupl
         handles.append(module.register_forward_hook(hook))
     try:
         with torch.inference_mode():
-            FlatIO(model, recipe.call)(*[torch.from_numpy(feed[t.name]) for t in recipe.inputs])
+            FlatIO.of(model, recipe)(*[torch.from_numpy(feed[t.name]) for t in recipe.inputs])
     finally:
         for handle in handles:
             handle.remove()

@@ -15,8 +15,7 @@ from ..parity import CaseResult, ParityInput, compare_runners, inputs_for
 from ..parity.metrics import near_floor
 from ..recipe.shapes import ShapeCase
 from ..runners.backends import BACKENDS as BACKEND_TABLE
-from ..runners.torch_runner import TorchRunner
-from ..export.guards import every_value_cases
+from ..recipe.coverage import every_value_cases, verify_cases
 from . import diagnose
 
 # the backends verify can run (rows of the one backend table); ort-cpu is the default
@@ -41,6 +40,7 @@ class VerifyRun:
     # the sha256 of the model file checked: a later export replaces the model, and whoever reads verify.json
     # compares this with the manifest's (an old PASSED is about another model)
     model_sha256: str | None = None
+    reference: str = "torch"  # the module itself, or its outputs as export stored them (reference.py)
 
     @property
     def passed(self) -> bool:
@@ -60,50 +60,51 @@ def make_runner(backend: str, model_path: Path):
     return BACKEND_TABLE[backend].runner(model_path)
 
 
-def select_cases(recipe, backend: str, static_shape: dict | None, extra: list[dict], seed: int,
-                 samples: int = 0, every_value: bool = False) -> list[ShapeCase]:
-    """min, opt, max, two off-grid shapes, the grid's edges (min + step, max - step), ``samples`` more
-    seeded shapes, and the user's ``--shape``s; with ``every_value``, every declared value of each axis."""
-    if static_shape is not None:
-        cases = [ShapeCase("export", dict(static_shape))]
-    else:
-        cases = recipe.sweep(seed=seed, edges=True, samples=samples)
-        if every_value and backend != "ref":
-            known = {c.key() for c in cases}
-            cases += [c for c in every_value_cases(recipe)[0] if c.key() not in known]
-        if backend == "ref":  # the reference evaluator is slow: a second opinion on the smallest shapes
-            size = lambda c: sum(int(np.prod(s)) for s in recipe.input_shapes(c).values())  # noqa: E731
-            cases = sorted(cases, key=size)[:3]
-    for i, values in enumerate(extra):
-        case = ShapeCase(f"user-{i + 1}", {**recipe.case("opt").values, **values})
-        recipe.check_case(case)
-        cases.append(case)
-    return cases
-
-
 def run_parity(recipe, model_path: Path, reference, *, backend: str = "ort-cpu", precision: str = "fp32",
                extra_shapes: list[dict] = (), seed: int = 0, samples: int = 0, static_shape: dict | None = None,
                export_shape: dict | None = None, on_case=None, range_sampled: bool = False) -> VerifyRun:
-    """Verify ``model_path`` on ``backend`` against the PyTorch ``reference`` over the sweep (and every declared
-    value of each axis when ``range_sampled``: export could not prove the range, guards.py)."""
+    """Verify ``model_path`` on ``backend`` against PyTorch (``reference``: a deploykit.reference.Reference, the
+    artifact's stored outputs or the module) over the sweep (and every declared value of each axis when
+    ``range_sampled``: export could not prove the range, guards.py)."""
     started = time.perf_counter()
     tolerance = recipe.tolerance(precision)
-    cases = select_cases(recipe, backend, static_shape, list(extra_shapes), seed, samples, range_sampled)
+    cases = verify_cases(recipe, backend, static_shape, list(extra_shapes), seed, samples, range_sampled)
+    inputs = inputs_for(recipe, cases, seed)
     notify = (lambda item: on_case(ShapeCase(item.label, item.shape))) if on_case else None
-    with make_runner(backend, model_path) as runner, TorchRunner(reference, recipe) as torch_runner:
-        _require_repeatable(torch_runner, recipe, cases[0], seed)
-        result = compare_runners(torch_runner, runner, inputs_for(recipe, cases, seed), tolerance, on_case=notify,
+    not_stored = []
+    if reference.load_module is None and not extra_shapes and not seed and not samples:
+        # the default sweep, no module: the shapes export stored (a case past the size bound was left out)
+        held = reference.held([i.feed for i in inputs])
+        if any(held):
+            not_stored = [i.describe() for i, h in zip(inputs, held) if not h]
+            inputs = [i for i, h in zip(inputs, held) if h]
+    torch_runner = reference.runner(recipe, [i.feed for i in inputs], _what(cases, extra_shapes, seed, samples))
+    with make_runner(backend, model_path) as runner, torch_runner:
+        if hasattr(torch_runner, "flat"):  # the module itself runs: it must be repeatable (the stored one was)
+            _require_repeatable(torch_runner, recipe, cases[0], seed)
+        result = compare_runners(torch_runner, runner, inputs, tolerance, on_case=notify,
                                  keep_errors=True, floor=precision == "fp32")
         runner_info = runner.describe()
     run = VerifyRun(recipe.name, backend, precision, str(model_path), runner_info, asdict(tolerance), result.cases,
-                    errors=result.errors, seed=seed, samples=samples)
+                    errors=result.errors, seed=seed, samples=samples, reference=torch_runner.describe()["runner"])
     if range_sampled and static_shape is None:
         run.coverage = every_value_cases(recipe)[1]
+    if not_stored:
+        run.coverage += (f"; not checked: {', '.join(not_stored)} (export stored no PyTorch output there: past its "
+                         f"--reference-mb bound; {reference.why_not} to check them)")
     run.diagnosis = _ill_conditioned(run, result)
     if not run.passed:
         run.diagnosis += _diagnose(run, recipe, model_path, reference, backend, precision, export_shape, seed)
     run.seconds = time.perf_counter() - started
     return run
+
+
+def _what(cases, extra_shapes, seed: int, samples: int) -> str:
+    if extra_shapes:
+        return f"the --shape {', '.join(c.describe() for c in cases[-len(extra_shapes):])}"
+    if seed or samples:
+        return f"the sweep of --seed {seed}" + (f" --samples {samples}" if samples else "")
+    return "every shape of the sweep"
 
 
 def _require_repeatable(torch_runner, recipe, case: ShapeCase, seed: int) -> None:
@@ -147,8 +148,13 @@ def _diagnose(run, recipe, model_path, reference, backend, precision, export_sha
                      "bug; check the weights and normalisation statistics")
         return notes
     data_dependent = False
+    module = reference.module()
+    if module is None:  # the stored reference holds the sweep's inputs only; the rest of the diagnosis runs PyTorch
+        notes.append(f"no diagnosis beyond the failing shapes: it runs PyTorch at other inputs, which needs the "
+                     f"module ({reference.why_not})")
+        return notes
     if first_failed is not None:  # the same shape, other data: tells data from shape dependence
-        verdict, data_dependent = _rerun_with_other_data(first_failed, recipe, model_path, reference, backend,
+        verdict, data_dependent = _rerun_with_other_data(first_failed, recipe, model_path, module, backend,
                                                          precision, seed)
         notes.append(verdict)
     if not data_dependent:
@@ -159,20 +165,22 @@ def _diagnose(run, recipe, model_path, reference, backend, precision, export_sha
     if is_onnx and precision == "fp32" and first_failed is not None:
         case = ShapeCase(first_failed.label, first_failed.shape)
         try:
-            notes.append(diagnose.first_divergence(model_path, reference, recipe, recipe.make_inputs(case, seed),
+            notes.append(diagnose.first_divergence(model_path, module, recipe, recipe.make_inputs(case, seed),
                                                    recipe.tolerance(precision)))
         except Exception as exc:  # diagnosis is best effort; never hide the verdict behind its failure
             notes.append(f"could not localise the divergence: {first_line(exc)}")
     return notes
 
 
-def _rerun_with_other_data(case: CaseResult, recipe, model_path, reference, backend, precision, seed):
+def _rerun_with_other_data(case: CaseResult, recipe, model_path, module, backend, precision, seed):
     """(note, data-dependent?) from three more runs at the failing shape with other seeds."""
+    from ..runners.torch_runner import TorchRunner  # the module's code runs only here, when a diagnosis needs it
+
     shape = ShapeCase(case.label, case.shape)
     inputs = [ParityInput(f"{case.label}/seed-{s}", case.shape, recipe.make_inputs(shape, s))
               for s in (seed + 1, seed + 2, seed + 3)]
     try:
-        with make_runner(backend, model_path) as runner, TorchRunner(reference, recipe) as torch_runner:
+        with make_runner(backend, model_path) as runner, TorchRunner(module, recipe) as torch_runner:
             result = compare_runners(torch_runner, runner, inputs, recipe.tolerance(precision),
                                      floor=precision == "fp32")
     except Exception as exc:  # diagnosis is best effort

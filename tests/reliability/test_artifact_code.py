@@ -68,47 +68,70 @@ HOSTILE = {
     "user_module_import": ("usernet:build", SE_ARGS),
     "through_the_zoo_package": ("deploykit.zoo:importlib.import_module", '[args]\nname = "usernet"\n'),
 }
-COMMANDS = {"verify": ["verify", "mynet"], "calibrate": ["calibrate", "mynet", "--synthetic", "2", "--no-fp16"]}
+# verify --seed 1: inputs the artifact stores no PyTorch output for, so only the module could check them
+COMMANDS = {"verify": ["verify", "mynet", "--seed", "1"],
+            "bench": ["bench", "mynet", "--backends", "torch", "--iters", "1", "--warmup", "0", "--rounds", "1",
+                      "--no-write"]}
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-@pytest.mark.parametrize("command", ["verify", pytest.param("calibrate", marks=pytest.mark.slow)])
-def test_a_factory_named_by_an_artifact_is_not_run(case, command, tmp_path_factory, project):
+def test_a_factory_named_by_an_artifact_is_not_run(case, tmp_path_factory, project):
     factory, args = HOSTILE[case]
     folder = recipe_free(tmp_path_factory, project, factory, args)
     before = tree(project)
     expected = "is not one of deploykit's zoo modules" if factory.startswith("deploykit.") else "--trust-code"
-    assert_one_line_error(cli(*COMMANDS[command], "--out", folder.parent), expected)
+    assert_one_line_error(cli(*COMMANDS["verify"], "--out", folder.parent), expected)
     _nothing_ran(project, before)
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+@pytest.mark.parametrize("command", ["verify", pytest.param("calibrate", marks=pytest.mark.slow)])
+def test_an_untrusted_artifact_is_checked_against_its_stored_reference_without_running_code(
+        case, command, tmp_path_factory, project):
+    """verify's default sweep and calibrate's accuracy checks compare against the PyTorch outputs export stored
+    (reference.npz): they pass without importing or calling what the artifact names."""
+    factory, args = HOSTILE[case]
+    folder = recipe_free(tmp_path_factory, project, factory, args)
+    arguments = {"verify": ["verify", "mynet", "--json"],
+                 "calibrate": ["calibrate", "mynet", "--synthetic", "2", "--no-fp16", "--json"]}[command]
+    result = cli(*arguments, "--out", folder.parent)
+    assert result.exit_code == 0, result.output
+    assert not (project / "imported").exists() and not (project / "factory-ran").exists()
+    assert not (project / "X").exists()
+    if command == "verify":
+        run = json.loads(result.output)["runs"][0]
+        assert run["passed"] and run["reference"] == "torch (stored at export)" and len(run["cases"]) >= 5
+    else:  # the INT8 search ran on the user's batches: the FP32 ONNX stood in for PyTorch, and says so
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["int8_ort"]["policy"]["search_reference"] == "ort"
 
 
 def test_the_refusal_names_both_ways_to_run_it(tmp_path_factory, project):
     folder = recipe_free(tmp_path_factory, project, "usernet:build")
     before = tree(project)
-    line = assert_one_line_error(cli("verify", "mynet", "--out", folder.parent))
-    assert "deploykit runs no code an artifact names: pass --module usernet:build if it is your code, or --trust-code" in line
+    line = assert_one_line_error(cli(*COMMANDS["verify"], "--out", folder.parent))
+    assert "needs the module: pass --module usernet:build if it is your code, or --trust-code" in line
     _nothing_ran(project, before)
 
 
 @pytest.mark.slow
 def test_bench_times_the_onnx_but_not_an_artifacts_module(tmp_path_factory, project):
     folder = recipe_free(tmp_path_factory, project, "subprocess:getoutput", '[args]\ncmd = "touch X"\n')
-    result = cli("bench", "mynet", "--out", folder.parent, "--backends", "torch", "--iters", "1", "--warmup", "0",
-                 "--rounds", "1", "--no-write", "--json")
+    result = cli(*COMMANDS["bench"], "--out", folder.parent, "--json")
     assert "--trust-code" in result.output and "Traceback" not in result.output
     assert not (project / "X").exists() and not (project / "imported").exists()
 
 
 def test_trust_code_runs_the_artifacts_factory(tmp_path_factory, project):
     folder = recipe_free(tmp_path_factory, project, "usernet:build")
-    result = cli("verify", "mynet", "--out", folder.parent, "--trust-code")
+    result = cli(*COMMANDS["verify"], "--out", folder.parent, "--trust-code")
     assert result.exit_code == 0, result.output
     assert (project / "factory-ran").exists() and "PASSED" in result.output
 
 
 def test_module_naming_the_artifacts_factory_runs_it(tmp_path_factory, project):
     folder = recipe_free(tmp_path_factory, project, "usernet:build")
-    result = cli("verify", "mynet", "--out", folder.parent, "--module", "usernet:build")
+    result = cli(*COMMANDS["verify"], "--out", folder.parent, "--module", "usernet:build")
     assert result.exit_code == 0, result.output
     assert (project / "factory-ran").exists() and "PASSED" in result.output
 
@@ -139,7 +162,7 @@ def test_the_users_recipes_folder_stays_trusted(tmp_path_factory, project):
     recipes = project / "recipes"
     recipes.mkdir()
     (recipes / "mynet.toml").write_bytes((folder / "recipe.toml").read_bytes())
-    result = cli("verify", "mynet", "--out", folder.parent, "--recipes", recipes)
+    result = cli(*COMMANDS["verify"], "--out", folder.parent, "--recipes", recipes)
     assert result.exit_code == 0, result.output
     assert (project / "factory-ran").exists()
 

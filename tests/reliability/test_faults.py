@@ -190,12 +190,13 @@ def test_package_on_a_full_disk_is_one_line_and_writes_nothing(se_copy, tmp_path
 
 @pytest.fixture
 def small_tmpfs(tmp_path):
-    """A real 1 MiB tmpfs (needs root and mount; the injected cases above need neither)."""
+    """A real 256 MiB tmpfs (an artifact holds its ~60 MB reference.npz; needs root and mount, the injected cases
+    above need neither)."""
     mount = tmp_path / "tmpfs"
     mount.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("a real full disk needs root to mount a tmpfs")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(mount)], capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:

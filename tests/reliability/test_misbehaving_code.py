@@ -170,7 +170,7 @@ def test_verify_stops_a_forward_that_hangs_at_the_time_limit(project, monkeypatc
     assert _export("hangs_when_asked").exit_code == 0
     artifact = tree(project / "out" / "block")
     monkeypatch.setenv("DK_HANG", "1")
-    result = cli("verify", "block", "--out", "out", "--forward-timeout", "1", "--module", "misbehave:make")
+    result = cli("verify", "block", "--out", "out", "--seed", "1", "--forward-timeout", "1", "--module", "misbehave:make")
     assert_one_line_error(result, "did not return within 1 s", 3)
     assert tree(project / "out" / "block") == artifact
 

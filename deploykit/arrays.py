@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DeployKitError, first_line
+from .errors import DeployKitError, first_line
 
 
 def _check_header(handle, available: int, where: str) -> None:

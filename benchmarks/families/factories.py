@@ -34,7 +34,8 @@ _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 def trained_like(model: nn.Module, make_inputs, seed: int = 0, batches: int = 2) -> nn.Module:
     """``model`` with seeded values for its constant parameters and BatchNorm statistics measured (momentum=None:
-    the average over ``batches`` seeded calls of ``model(*make_inputs(generator))`` in train mode); in eval mode."""
+    the average over ``batches`` seeded calls of ``model(*make_inputs(generator))`` in train mode, the global
+    generator seeded and restored around them); in eval mode."""
     generator = torch.Generator().manual_seed(seed)
     _perturb_constant_parameters(model, generator)
     norms = [m for m in model.modules() if isinstance(m, _NORMS) and m.track_running_stats]
@@ -44,7 +45,8 @@ def trained_like(model: nn.Module, make_inputs, seed: int = 0, batches: int = 2)
             m.reset_running_stats()
             m.momentum = None
         model.train()
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # dropout and stochastic depth draw from the global generator in train mode
             for _ in range(batches):
                 model(*make_inputs(generator))
         for m, momentum in zip(norms, saved):

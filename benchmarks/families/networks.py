@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 YOLO_HW = (96, 160, 224, 32)  # strides up to 32
 SMALL_HW = (64, 96, 128, 32)  # classifiers, segmenters with a /32 encoder
-RAFT_HW = (64, 96, 128, 32)  # RAFT: H, W multiples of 8 (1/8-resolution correlation pyramid of 4 levels)
+RAFT_HW = (128, 160, 192, 32)  # RAFT: the correlation pyramid needs 1/8-resolution maps of >= 16, so H, W >= 128
+PAN_HW = (256, 288, 320, 32)  # smp PAN: its pyramid attention max-pools the /32 map three times, so H, W >= 256
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ NETWORKS: list[Network] = [
     _smp("smp_fpn_resnet18", "FPN"),
     _smp("smp_deeplabv3plus_resnet18", "DeepLabV3Plus"),
     _smp("smp_manet_resnet18", "MAnet"),
-    _smp("smp_pan_resnet18", "PAN"),
+    _smp("smp_pan_resnet18", "PAN", hw=PAN_HW),
     _smp("smp_linknet_resnet18", "Linknet"),
     _smp("smp_pspnet_resnet18", "PSPNet", note="pyramid pooling: adaptive average pooling to 1, 2, 3, 6 bins"),
     _smp("smp_segformer_mit_b0", "Segformer", encoder="mit_b0"),

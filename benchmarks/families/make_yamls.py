@@ -69,7 +69,8 @@ def main() -> None:
                                 width=120).rstrip() for k, v in model.items() if k not in ("backbone", "head")]
         for section in ("backbone", "head"):
             lines.append(f"{section}:")
-            lines += [f"  - {yaml.safe_dump(row, default_flow_style=True, width=200).strip()}" for row in model[section]]
+            lines += [f"  - {yaml.safe_dump(row, default_flow_style=True, width=200).strip()}"
+                      for row in model[section]]
         body = "\n".join(lines) + "\n"
         header = (f"# {stem}: Ultralytics' {base} with deploykit zoo blocks inserted "
                   f"({', '.join(f'{n} after layer {a}' for a, n, _ in inserts)}); written by make_yamls.py.\n"

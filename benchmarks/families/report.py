@@ -83,19 +83,21 @@ def render(data: dict) -> str:
            "exports take the module as the user holds it (eval mode, no switch) and are judged against that "
            "module's own outputs; Ultralytics' exporter and deploykit against the network with Ultralytics' export "
            "switches (the outputs `output0`, `output1` of Ultralytics' ONNX). **TorchScript after a run** (YOLO): the "
-           "same naive TorchScript export of a copy that ran once at the export shape first, as after a prediction.", ""]
+           "same naive TorchScript export of a copy that ran once at the export shape first, as after a prediction.",
+           ""]
     counted = [r for r in rows if r["expected"] != "refused"]
     dk = Counter(r["deploykit"] for r in counted)
     ind = Counter(independent(r) for r in counted)
     silent = [r["name"] for r in counted if r["deploykit"] == "verified" and independent(r) == "wrong"]
+    checked = [r["independent"] for r in counted if "correct" in (r.get("independent") or {})]
+    diffs = [i.get("weights_max_diff_from_factory", 0.0) for i in checked]
+    keys = sum(bool(i.get("weights_keys_match")) for i in checked)
     out += ["## Counts", "",
             f"Networks expected to export: {len(counted)}; deploykit verified {dk.get('verified', 0)}, refused "
             f"{dk.get('refused', 0)}, error {dk.get('error', 0)}. Independent check of the artifacts: "
             f"{ind.get('correct', 0)} correct, {ind.get('wrong', 0)} wrong.", "",
-            f"weights.pt: largest difference from the factory's own weights "
-            f"{max((r['independent'].get('weights_max_diff_from_factory', 0) for r in counted if 'correct' in (r.get('independent') or {})), default=None)}"
-            f", keys equal to the network's on {sum(bool((r.get('independent') or {}).get('weights_keys_match')) for r in counted)}"
-            f" of {ind.get('correct', 0) + ind.get('wrong', 0)} artifacts (loaded strict).", "",
+            f"weights.pt: largest difference from the factory's own weights {max(diffs, default=None)}, keys equal to "
+            f"the network's on {keys} of {len(checked)} artifacts (loaded strict).", "",
             f"**deploykit verified but the independent check disagrees: {len(silent)}**"
             + (f" ({', '.join(silent)})" if silent else "") + ".", "",
             "| baseline | " + " | ".join(OUTCOMES) + " |", "|---|" + "---|" * len(OUTCOMES)]

@@ -117,10 +117,9 @@ def prepare(model) -> Prepared | None:
         elif isinstance(m, c2f) and hasattr(m, "forward_split"):
             m.forward = m.forward_split
     kinds = ", ".join(sorted(set(switched)))
-    notes.append(f"Ultralytics {kinds} head: export=True, format='onnx'"
-                 + (", dynamic=True (anchors from the runtime size)" if any(isinstance(h, detect) for h in heads) else "")
-                 + ", as Ultralytics' exporter sets them for format='onnx', dynamic=True; Conv+BatchNorm not fused "
-                 "(your exact tensors)")
+    anchors = ", dynamic=True (anchors from the runtime size)" if any(isinstance(h, detect) for h in heads) else ""
+    notes.append(f"Ultralytics {kinds} head: export=True, format='onnx'{anchors}, as Ultralytics' exporter sets them "
+                 "for format='onnx', dynamic=True; Conv+BatchNorm not fused (your exact tensors)")
     return Prepared(model=prepared, family="ultralytics", notes=notes, output_names=_output_names(prepared, tasks))
 
 

@@ -1,4 +1,4 @@
-"""Runs every snippet of README_SECTION.md, in order, in a fresh folder: a ```yaml block marked
+"""Runs every snippet of the README's "Known families" section, in order, in a fresh folder: a ```yaml block marked
 ``<!-- families-yaml: FILE -->`` is written to FILE, a ```bash block runs in bash -e, a ```python block in python.
 Exit 0 only if every snippet exits 0. Needs the environment of setup_env.sh.
 
@@ -24,7 +24,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=Path, help="run in this folder (kept) instead of a temporary one")
     args = parser.parse_args()
-    text = (HERE / "README_SECTION.md").read_text()
+    readme = (HERE.parents[1] / "README.md").read_text()
+    start = readme.index("### Known families")
+    text = readme[start:readme.index("\n## ", start)]
     folder = args.keep or Path(tempfile.mkdtemp(prefix="families-readme-"))
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "YOLO_OFFLINE": "1"}

@@ -52,7 +52,8 @@ def require_gpu():
 
 # The fast tier (-m "not slow") keeps one case of each kind: in these files, every parametrized case but the first
 # of each test is marked slow (the full suite, CI's command, runs them all).
-ONE_CASE_PER_KIND = ("reliability/", "test_range_analysis.py", "test_user_module.py")
+ONE_CASE_PER_KIND = ("reliability/", "test_range_analysis.py", "test_user_module.py", "test_python_api.py",
+                     "test_families.py")
 
 
 def pytest_collection_modifyitems(config, items):

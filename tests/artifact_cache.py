@@ -14,11 +14,11 @@ from deploykit.recipe import find_recipe, recipe_names
 
 from .conftest import RECIPES
 
-# The shared artifacts store an 8 MB PyTorch reference instead of the default 64 MB: tests copy artifacts into their
+# The shared artifacts store a 4 MB PyTorch reference instead of the default 64 MB: tests copy artifacts into their
 # own folders (and the fault tests at every step of an export), and 57 MB per zoo block cost the suite ~30 s. Their
 # largest shapes are left out of the store, so a check there runs the zoo module (the store's fallback), which the
 # suite tests too; the default bound is exercised by tests/test_python_api.py, test_reference_store.py and README's.
-SHARED_REFERENCE_MB = 8
+SHARED_REFERENCE_MB = 4
 
 _ROOTS: dict[str, Path] = {}
 _RESULTS: dict[tuple[str, str], ExportResult] = {}

@@ -121,8 +121,12 @@ class StoredReference(Runner):
         self.arrays = None
         self.float64_fallback = None  # feed -> the module's float64 outputs, where a case has none stored
 
+    def _case(self, feed: dict) -> int | None:
+        """The stored case whose inputs are ``feed``'s (by the sha256 of its arrays, hashed once per call)."""
+        return self.index.get(feed_digest(feed, [t.name for t in self.recipe.inputs]))
+
     def holds(self, feed: dict) -> bool:
-        return feed_digest(feed, [t.name for t in self.recipe.inputs]) in self.index
+        return self._case(feed) is not None
 
     def activate(self) -> None:
         check_array_file(self.path)  # a header that lies about its size is one line, before numpy allocates
@@ -136,24 +140,24 @@ class StoredReference(Runner):
     def input_metadata(self):
         return list(self.recipe.inputs)
 
-    def _outputs(self, feed: dict, kind: str) -> dict:
-        case = self.index.get(feed_digest(feed, [t.name for t in self.recipe.inputs]))
-        if case is None:
-            raise DeployKitError(f"{self.path} holds no PyTorch output for this input (a deploykit bug: "
-                                 "the caller checks holds() first)")
+    def _outputs(self, case: int, kind: str) -> dict:
         try:
             return {spec.name: self.arrays[f"c{case}_{kind}_{j}"] for j, spec in enumerate(self.recipe.outputs)}
         except (KeyError, ValueError, OSError) as exc:
             raise DeployKitError(f"{self.path} is unreadable or incomplete ({exc}); re-export the artifact") from None
 
     def infer_impl(self, feed):
-        return self._outputs(feed, "out")
+        case = self._case(feed)
+        if case is None:
+            raise DeployKitError(f"{self.path} holds no PyTorch output for this input (a deploykit bug: "
+                                 "the caller checks holds() first)")
+        return self._outputs(case, "out")
 
     def infer_float64(self, feed) -> dict | None:
-        case = self.index.get(feed_digest(feed, [t.name for t in self.recipe.inputs]))
+        case = self._case(feed)
         if case is None or not self.has_float64[case]:
             return self.float64_fallback(feed) if self.float64_fallback is not None else None
-        fp32, residual = self._outputs(feed, "out"), self._outputs(feed, "f64")
+        fp32, residual = self._outputs(case, "out"), self._outputs(case, "f64")
         return {name: fp32[name].astype(np.float64) + residual[name] for name in fp32}
 
     def describe(self) -> dict:

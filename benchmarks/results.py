@@ -28,18 +28,18 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from deploykit.artifact import INT8_MODEL, INT8_ORT_MODEL, MODEL, WEIGHTS, Artifact
+from deploykit.artifact import Artifact
 from deploykit.bench import BenchSettings, bench_cases, bench_recipe, geomean, parse_targets
-from deploykit.bench.interleave import interleaved
 from deploykit.bench.flops import matmul_peak_gflops
+from deploykit.bench.interleave import interleaved
 from deploykit.bench.machine import machine_info
-from deploykit.environment import versions
 from deploykit.bench.op_profile import profile_ort
+from deploykit.environment import versions
 from deploykit.recipe import load_all
+from deploykit.store.layout import INT8_MODEL, INT8_ORT_MODEL, MODEL, WEIGHTS
 
 THREADS = 2
 BACKENDS = "torch,ort-cpu,ort-cpu/int8"

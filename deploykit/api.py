@@ -18,10 +18,10 @@ from pathlib import Path
 from .errors import DeployKitError
 from .export import ExportResult, export_onnx
 from .export.guards import ANALYSIS_BUDGET_S
-from .files import safe_name
 from .recipe.from_module import parse_dims, recipe_for_module
 from .recipe.load import find_recipe, resolve_recipe
 from .reference import DEFAULT_BOUND_MB
+from .store.files import safe_name
 from .structure import CALLS
 from .verify import VerifyRun, verify_artifact
 

@@ -30,9 +30,10 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .artifact import WEIGHTS, Artifact, engine_name, precision_model
+from .artifact import Artifact
 from .errors import BackendUnavailable, DeployKitError
 from .recipe.spec import PRECISIONS
+from .store.layout import WEIGHTS, engine_name, precision_model
 from .trt.probe import probe
 from .trt.sidecar import read_sidecar
 

@@ -1,5 +1,5 @@
 """The torch files of an artifact: weights.pt (the state_dict) and buffers.pt (the non-persistent buffers),
-written and read back. Below both the artifact store (artifact.py) and export (export/weights.py), so
+written and read back. Below both the artifact reader (artifact.py) and export (export/weights.py), so
 neither imports the other for them. ``torch.load(weights_only=True)`` everywhere: no code runs from a file.
 """
 

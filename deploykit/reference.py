@@ -28,8 +28,8 @@ from .parity import inputs_for
 from .recipe.coverage import verify_cases
 from .runners.base import Runner
 from .runners.torch_runner import TorchRunner
+from .store.layout import REFERENCE
 
-REFERENCE = "reference.npz"
 DEFAULT_BOUND_MB = 64  # inputs + FP32 outputs + float64 residuals; cases past it are left out (and listed)
 # float64 CPU kernels run up to ~15x slower than float32 (mdaf's strip convolutions: 43 s for its 7 shapes): past
 # this many seconds of float64 runs, a shape's float64 output is not stored (recorded per case) and the floor there

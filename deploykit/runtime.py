@@ -22,11 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifact import PRECISION_MODELS, Artifact, check_ranks
+from .artifact import Artifact
+from .backends import AUTO_ORDER, Backend
+from .backends import BACKENDS as BACKEND_TABLE
 from .errors import BackendUnavailable, DeployKitError, first_line
-from .tensors.feeds import feed_symbols
+from .store.layout import PRECISION_MODELS
+from .store.manifest import check_ranks
 from .structure import rebuild
-from .backends import AUTO_ORDER, BACKENDS as BACKEND_TABLE, Backend
+from .tensors.feeds import feed_symbols
 
 # the backends this API runs an artifact on (the table's serve column); "auto" tries AUTO_ORDER
 BACKENDS = ("auto", *(name for name, row in BACKEND_TABLE.items() if row.serve))  # = backends.choices("serve")

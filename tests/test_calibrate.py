@@ -10,24 +10,23 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from deploykit.tensors import synthetic
-from deploykit.artifact import (CALIBRATION_CACHE, CALIBRATION_RANGES, FP16_MODEL, INT8_MODEL, INT8_ORT_MODEL, MODEL,
-                                Artifact)
-from deploykit.trt import calibration_cache as trt_cache
+from deploykit.artifact import Artifact
 from deploykit.calibration.data import CalibrationDataError, OrtDataReader, open_data
 from deploykit.calibration.fp16 import fp32_node_names
 from deploykit.calibration.ort_int8 import saturation_problems
 from deploykit.calibration.pipeline import calibrate_artifact
-from deploykit.calibration.provenance import (ProvenanceMismatch, load_matching_ranges, read_ranges,
-                                              trusted_cache)
+from deploykit.calibration.provenance import ProvenanceMismatch, load_matching_ranges, read_ranges, trusted_cache
 from deploykit.calibration.qdq import qdq_problems
 from deploykit.calibration.ranges import compute_ranges
 from deploykit.cli import main
-from deploykit.parity.metrics import compare_outputs, error_stats
 from deploykit.errors import DeployKitError
+from deploykit.parity.metrics import compare_outputs, error_stats
 from deploykit.recipe import RecipeError, find_recipe, load_recipe
 from deploykit.runners.ort_runner import OrtRunner
 from deploykit.runners.torch_runner import TorchRunner
+from deploykit.store.layout import CALIBRATION_CACHE, CALIBRATION_RANGES, FP16_MODEL, INT8_MODEL, INT8_ORT_MODEL, MODEL
+from deploykit.tensors import synthetic
+from deploykit.trt import calibration_cache as trt_cache
 from tests.artifact_cache import artifact_copy
 from tests.conftest import RECIPES
 

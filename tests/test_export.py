@@ -4,13 +4,14 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from deploykit.artifact import MANIFEST, MODEL, Artifact
+from deploykit.artifact import Artifact
 from deploykit.cli import main
-from deploykit.errors import UserCodeError, DeployKitError, ExportRefused
+from deploykit.errors import DeployKitError, ExportRefused, UserCodeError
 from deploykit.export import export_onnx
 from deploykit.export.checks import check_dynamic_axes
-from deploykit.files import sha256_file
 from deploykit.recipe import find_recipe, load_recipe
+from deploykit.store.files import sha256_file
+from deploykit.store.layout import MANIFEST, MODEL
 
 from .conftest import RECIPES, recipe_names
 from .user_modules import TIME_MIX_RECIPE, USER_RECIPE

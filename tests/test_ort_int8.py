@@ -7,11 +7,12 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from deploykit.artifact import INT8_MODEL, INT8_ORT_MODEL, Artifact
+from deploykit.artifact import Artifact
 from deploykit.calibration.ort_int8 import WEIGHT_BOUND, quantize_ort, saturation_problems, silu_as_quickgelu
-from deploykit.calibration.ranges import Ranges, TensorRange
 from deploykit.calibration.pipeline import calibrate_artifact
+from deploykit.calibration.ranges import Ranges, TensorRange
 from deploykit.recipe import find_recipe
+from deploykit.store.layout import INT8_MODEL, INT8_ORT_MODEL
 from tests.artifact_cache import artifact_copy
 from tests.conftest import RECIPES
 

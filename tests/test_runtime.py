@@ -7,14 +7,13 @@ import pytest
 
 from deploykit import runtime
 from deploykit.artifact import Artifact
-from deploykit.parity.metrics import compare_outputs
 from deploykit.errors import DeployKitError
+from deploykit.parity.metrics import compare_outputs
 from deploykit.recipe import find_recipe
 from deploykit.runners.torch_runner import TorchRunner
 
-from .conftest import require_gpu
 from .artifact_cache import exported_artifact
-from .conftest import RECIPES, slow_composite
+from .conftest import RECIPES, require_gpu, slow_composite
 
 MODELS = ["se", "cbam", "fpn", "composite"]  # one input, one input, three related inputs + five outputs, the network
 
@@ -144,8 +143,8 @@ def test_auto_passes_over_an_engine_this_machine_cannot_run(tmp_path, tmp_path_f
     """A plan without a sidecar, then one whose sidecar names another TensorRT/GPU: auto falls back to onnxruntime."""
     import shutil
 
-    from deploykit.artifact import update_manifest
-    from deploykit.files import sha256_file
+    from deploykit.store.files import sha256_file
+    from deploykit.store.writer import artifact_step
     from deploykit.trt.probe import probe
     from deploykit.trt.sidecar import Sidecar, write_sidecar
 
@@ -154,12 +153,16 @@ def test_auto_passes_over_an_engine_this_machine_cannot_run(tmp_path, tmp_path_f
     plan.write_bytes(b"not an engine")
     with runtime.load(folder) as session:  # not recorded in the manifest: not deploykit's engine
         assert session.backend != "trt" and "has no model.fp32.plan" in session.skipped["trt"]
-    update_manifest(Artifact.open(folder), "trt", {"fp32": plan.name}, files=[plan.name])
+    with artifact_step(Artifact.open(folder), force=True) as step:  # recorded as deploykit's, without a sidecar
+        step.write(plan.name, plan.read_bytes())
+        step.record("trt", {"fp32": plan.name})
     with runtime.load(folder) as session:
         assert session.backend != "trt" and "has no sidecar" in session.skipped["trt"]
-    write_sidecar(plan, Sidecar(plan=plan.name, plan_sha256=sha256_file(plan), tensorrt="0.0.1",
-                                gpu={"name": "no such GPU", "compute_capability": "0.0"}, profile={},
-                                precision={"precision": "fp32"}, onnx={"file": "model.onnx", "sha256": "0" * 64}))
+    with artifact_step(Artifact.open(folder)) as step:
+        write_sidecar(step, plan.name, Sidecar(plan=plan.name, plan_sha256=sha256_file(plan), tensorrt="0.0.1",
+                                               gpu={"name": "no such GPU", "compute_capability": "0.0"}, profile={},
+                                               precision={"precision": "fp32"},
+                                               onnx={"file": "model.onnx", "sha256": "0" * 64}))
     with runtime.load(folder) as session:
         assert session.backend != "trt" and session.skipped["trt"]
         if not probe().ok:  # no TensorRT or GPU here: the runner's own one-line reason is recorded

@@ -5,19 +5,18 @@ import json
 import numpy as np
 import onnx
 import pytest
-
-from tritonclient.grpc import model_config_pb2  # noqa: E402  (in the test extra)
 from google.protobuf import text_format  # noqa: E402
+from tritonclient.grpc import model_config_pb2  # noqa: E402  (in the test extra)
 
 from deploykit.errors import DeployKitError  # noqa: E402
-from deploykit.tensors.spec import DimSpec, TensorSpec  # noqa: E402
-from deploykit.tensors.shapes import parse_dim  # noqa: E402
 from deploykit.package import PackageResult, package_artifact  # noqa: E402
 from deploykit.package.triton import package_triton  # noqa: E402
 from deploykit.tensors.batch import batch_axis  # noqa: E402
+from deploykit.tensors.shapes import parse_dim  # noqa: E402
+from deploykit.tensors.spec import DimSpec, TensorSpec  # noqa: E402
 
-from .conftest import require_gpu
 from .artifact_cache import artifact_copy  # noqa: E402
+from .conftest import require_gpu
 
 
 def _parse(path):
@@ -156,17 +155,19 @@ def test_cli(artifacts, tmp_path):
 
 def _placeholder_engine(folder, batch_max):
     """Packaging copies a plan and reads its sidecar; it never deserializes it, so these bytes stand in for one."""
-    from deploykit.artifact import Artifact, update_manifest
-    from deploykit.files import sha256_file
+    from deploykit.artifact import Artifact
+    from deploykit.store.writer import artifact_step
     from deploykit.trt.sidecar import Sidecar, write_sidecar
 
     plan = folder / "model.fp32.plan"
-    plan.write_bytes(b"placeholder engine bytes")
     profile = {"x": {"min": [1, 64, 8, 8], "opt": [2, 64, 32, 32], "max": [batch_max, 64, 64, 64]}}
-    write_sidecar(plan, Sidecar(plan=plan.name, plan_sha256=sha256_file(plan), tensorrt="10.15.0",
-                                gpu={"name": "NVIDIA A10", "compute_capability": "8.6"}, profile=profile,
-                                precision={"precision": "fp32"}, onnx={"file": "model.onnx", "sha256": "0" * 64}))
-    update_manifest(Artifact.open(folder), "trt", {"fp32": plan.name}, files=[plan.name])
+    with artifact_step(Artifact.open(folder)) as step:  # as build-trt records an engine
+        digest = step.write(plan.name, b"placeholder engine bytes")
+        write_sidecar(step, plan.name, Sidecar(plan=plan.name, plan_sha256=digest, tensorrt="10.15.0",
+                                               gpu={"name": "NVIDIA A10", "compute_capability": "8.6"}, profile=profile,
+                                               precision={"precision": "fp32"},
+                                               onnx={"file": "model.onnx", "sha256": "0" * 64}))
+        step.record("trt", {"fp32": plan.name})
     return plan
 
 

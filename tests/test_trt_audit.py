@@ -9,9 +9,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from deploykit.artifact import CALIBRATION_CACHE, MODEL
-from deploykit.trt.calibration_cache import ALGORITHMS, CALIBRATORS, format_cache
 from deploykit.errors import DeployKitError
+from deploykit.store.layout import CALIBRATION_CACHE, MODEL
+from deploykit.trt.calibration_cache import ALGORITHMS, CALIBRATORS, format_cache
 from deploykit.trt.calibrator import CALIBRATOR_CLASSES, load_cache
 from deploykit.trt.device import CudaPythonDevice, native_handle
 from deploykit.trt.onnx_support import TrtTarget

@@ -14,18 +14,22 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from deploykit.artifact import CALIBRATION_CACHE, FP16_MODEL, INT8_MODEL, MODEL, Artifact
+from deploykit.artifact import Artifact
 from deploykit.cli import main
 from deploykit.errors import DeployKitError
 from deploykit.recipe import find_recipe, load_all
+from deploykit.store.layout import CALIBRATION_CACHE, FP16_MODEL, INT8_MODEL, MODEL
 from deploykit.trt.calibrator import load_cache
 from deploykit.trt.compat import check_dims, check_model
 from deploykit.trt.onnx_support import TrtTarget, support_table
 from deploykit.trt.precision import plan_precision
 from deploykit.trt.preflight import run_preflight
 from deploykit.trt.probe import probe, run_probe
-from deploykit.trt.shape_profile import InputProfile, Profile, profile_from_recipe, split_cases, validate_profile
 from deploykit.trt.runner import TrtRunner
+from deploykit.trt.shape_profile import InputProfile, Profile, profile_from_recipe, split_cases, validate_profile
+from deploykit.store.ownership import Ownership
+from deploykit.store.transaction import transaction
+from deploykit.store.writer import Step
 from deploykit.trt.sidecar import Sidecar, check_sidecar, read_sidecar, sidecar_path, write_sidecar
 
 from .artifact_cache import shared_out
@@ -356,7 +360,7 @@ def test_calibrated_artifact_passes_on_tensorrt_10_and_11(tmp_path_factory, tmp_
 
 # -- the sidecar --------------------------------------------------------------------------------------
 def _sidecar_for(plan: Path) -> Sidecar:
-    from deploykit.files import sha256_file
+    from deploykit.store.files import sha256_file
 
     return Sidecar(plan=plan.name, plan_sha256=sha256_file(plan), tensorrt="10.3.0.26",
                    gpu={"name": "NVIDIA A10", "compute_capability": "8.6"},
@@ -365,10 +369,16 @@ def _sidecar_for(plan: Path) -> Sidecar:
                    onnx={"file": MODEL, "sha256": "0" * 64}, calibration=None)
 
 
+def _write_sidecar(plan):
+    """The sidecar of ``plan`` written as build-trt writes it: in a step over the plan's folder."""
+    with transaction(plan.parent) as txn:
+        return plan.parent / write_sidecar(Step(txn, Ownership(), force=False), plan.name, _sidecar_for(plan))
+
+
 def test_sidecar_round_trip_and_refusals(tmp_path):
     plan = tmp_path / "model.fp16.plan"
     plan.write_bytes(b"\x00serialized-engine-bytes")
-    written = write_sidecar(plan, _sidecar_for(plan))
+    written = _write_sidecar(plan)
     assert written == sidecar_path(plan) == tmp_path / "model.fp16.plan.json"
     back = read_sidecar(plan)
     assert back.tensorrt == "10.3.0.26" and back.profile_obj.inputs["x"].max == (4, 3) and back.created
@@ -419,7 +429,7 @@ def test_build_without_tensorrt_runs_checks_then_exits_3_with_one_line(tmp_path_
 def test_trt_runner_refuses_cleanly_without_a_gpu(tmp_path):
     plan = tmp_path / "model.fp32.plan"
     plan.write_bytes(b"engine")
-    write_sidecar(plan, _sidecar_for(plan))
+    _write_sidecar(plan)
     with pytest.raises(DeployKitError, match="needs TensorRT and an NVIDIA GPU"):
         with TrtRunner(plan):
             pass

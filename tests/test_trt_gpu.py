@@ -13,10 +13,11 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from deploykit.artifact import Artifact, engine_name
+from deploykit.artifact import Artifact
 from deploykit.cli import main
 from deploykit.errors import DeployKitError
 from deploykit.recipe import find_recipe
+from deploykit.store.layout import engine_name
 from deploykit.trt.builder import BuildOptions, build_engine
 from deploykit.trt.onnx_support import TrtTarget, default_target
 from deploykit.trt.parity import check_engine

@@ -15,7 +15,7 @@ Top level::
     summary     (``deploykit bench`` output) geomean_speedup_vs_torch / _vs_ort-cpu: {target: {geomean, recipes, min}}
                 over the recipes' opt-shape rows
     errors      (only when some recipe could not run) [{name, error}]
-    plots       (the top-level bench.json of a multi-recipe run) {file: sha256}
+    files       (the top-level bench.json of a multi-recipe run) {plot file: sha256}, what deploykit wrote there
 
 A row::
 

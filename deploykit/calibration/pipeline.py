@@ -9,7 +9,7 @@ nodes are chosen per model by measurement (ort_search.py) in onnxruntime's own f
 Order: open + check the artifact -> open the data -> refuse to overwrite what deploykit did not
 write -> measure (or, with ``reuse``, load matching) ranges -> INT8 model(s) -> TensorRT cache ->
 FP16 model -> what each file is worth (accuracy over the sweep against PyTorch, speed against FP32
-at the opt shape in one interleaved run; worth.py) -> one transaction (transaction.py), manifest last.
+at the opt shape in one interleaved run; worth.py) -> one step (store/writer.py), manifest last.
 """
 
 from __future__ import annotations
@@ -21,24 +21,24 @@ from pathlib import Path
 
 import onnx
 
+from ..artifact import Artifact
 from ..bench.interleave import interleaved
-from ..artifact import (CALIBRATION_CACHE, CALIBRATION_RANGES, FP16_MODEL, INT8_MODEL, INT8_ORT_MODEL, MODEL,
-                        Artifact, update_manifest)
 from ..errors import DeployKitError
-from ..files import check_can_overwrite
 from ..onnx_graph import load_model
 from ..runners.ort_runner import ort_session
-from ..transaction import transaction
+from ..store.layout import (CALIBRATION_CACHE, CALIBRATION_RANGES, FP16_MODEL, INT8_MODEL, INT8_ORT_MODEL, MODEL,
+                            precision_files)
+from ..store.writer import artifact_step
+from ..trt.calibration_cache import ALGORITHMS, DEFAULT_TRT_VERSION, format_cache, version_code
+from ..trt.probe import probe
 from . import fp16 as fp16_mod
 from . import worth
 from .data import open_data, samples_in
-from .provenance import load_matching_ranges, make_provenance, ranges_document, write_ranges
 from .ort_int8 import ORT_OPTIONS, WEIGHT_BOUND
 from .ort_search import search_ort_int8
+from .provenance import load_matching_ranges, make_provenance, ranges_document
 from .qdq import QDQ_OPTIONS, attention_float_nodes, qdq_summary, quantize_qdq
 from .ranges import compute_ranges, settings_for
-from ..trt.probe import probe
-from ..trt.calibration_cache import ALGORITHMS, DEFAULT_TRT_VERSION, format_cache, version_code
 
 DEFAULT_METHOD = "minmax"
 TARGETS = ("all", "ort", "trt")
@@ -121,9 +121,7 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
     for_trt, for_ort = target in ("all", "trt"), target in ("all", "ort")
     written = [CALIBRATION_RANGES, CALIBRATION_CACHE] + [INT8_MODEL] * for_trt + [INT8_ORT_MODEL] * for_ort \
         + ([FP16_MODEL] if fp16 else [])
-    known = artifact.known_files()
-    for name in written:
-        check_can_overwrite(folder / name, known.get(name), force)
+    artifact.check_writable(written, force)
 
     model_path = artifact.model_path
     original = load_model(model_path)  # a truncated model (its hash updated to match) is one line, before any work
@@ -214,36 +212,24 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
             if info["worth"].get("warning"):
                 warnings.append(info["worth"]["warning"])
 
-    # one transaction: models, cache, then the ranges (which record the cache's hash), then the manifest
-    with transaction(folder) as txn:
+    # one step: models, cache, then the ranges (which record the cache's hash), then the manifest
+    with artifact_step(artifact, force) as step:
         for name, payload in models.items():
-            txn.write(name, payload)
+            step.write(name, payload)
         cache_info = {"file": CALIBRATION_CACHE, "header": header, "algorithm": algorithm, "trt_version": trt_version,
-                      "sha256": txn.write(CALIBRATION_CACHE, cache_text.encode())}
-        # write_ranges' atomic write joins this transaction (transaction.atomic_write_bytes)
-        write_ranges(folder / CALIBRATION_RANGES, ranges_document(provenance, ranges, cache_info))
-        calibration_info = {"method": method, "settings": settings, "synthetic": source.synthetic,
-                            "data": {k: v for k, v in description.items() if k != "shapes"},
-                            "shapes": description["shapes"], "target": target,
-                            "tensors": len(ranges), "reused": reuse, "ranges_file": CALIBRATION_RANGES,
-                            "trt_cache": cache_info}
-        update_manifest(artifact, "calibration", calibration_info, [CALIBRATION_RANGES, CALIBRATION_CACHE])
+                      "sha256": step.write(CALIBRATION_CACHE, cache_text.encode())}
+        step.write_json(CALIBRATION_RANGES, ranges_document(provenance, ranges, cache_info))
+        step.record("calibration", {"method": method, "settings": settings, "synthetic": source.synthetic,
+                                    "data": {k: v for k, v in description.items() if k != "shapes"},
+                                    "shapes": description["shapes"], "target": target,
+                                    "tensors": len(ranges), "reused": reuse, "ranges_file": CALIBRATION_RANGES,
+                                    "trt_cache": cache_info})
         for section, info in (("int8", int8_info), ("int8_ort", ort_info), ("fp16", fp16_info)):
             if info is not None:
-                update_manifest(artifact, section, info, [info["file"]])
-        update_manifest(artifact, "precision_files", _precision_files(artifact.manifest))
+                step.record(section, info)
+        step.record("precision_files", precision_files({**step.manifest["files"], **step.written}))
     return CalibrationRun(recipe.name, folder, method, source.synthetic, reuse, description, len(ranges), header,
                           int8_info, fp16_info, target, ort_info, written, time.perf_counter() - started, warnings)
-
-
-def _precision_files(manifest: dict) -> dict:
-    """Which file each runtime runs at each precision (only files this artifact has)."""
-    files = manifest["files"]
-    table = {"fp32": {"onnxruntime": MODEL, "tensorrt": MODEL},
-             "fp16": {"onnxruntime": FP16_MODEL, "tensorrt": FP16_MODEL},
-             "int8": {"onnxruntime": INT8_ORT_MODEL, "tensorrt": INT8_MODEL}}
-    return {precision: {runtime: f for runtime, f in by_runtime.items() if f in files}
-            for precision, by_runtime in table.items()}
 
 
 def _search_feeds(recipe, source) -> list[dict]:

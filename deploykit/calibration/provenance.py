@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..artifact import CALIBRATION_CACHE, CALIBRATION_RANGES, MODEL
 from ..environment import versions
 from ..errors import DeployKitError
-from ..files import read_json, sha256_file
-from ..transaction import atomic_write_json
-from .ranges import Ranges
+from ..store.files import read_json, sha256_file
+from ..store.layout import CALIBRATION_CACHE, CALIBRATION_RANGES, MODEL
 from ..trt.calibration_cache import CalibrationCache, read_cache
+from .ranges import Ranges
 
 RANGES_FORMAT = 1
 # What must be equal for two calibrations to be interchangeable (paths into the provenance dict).
@@ -60,10 +59,6 @@ def ranges_document(provenance: dict, ranges: Ranges, cache: dict | None = None)
     return {"format": RANGES_FORMAT, "synthetic": synthetic,
             **({"warning": provenance["data"].get("warning")} if synthetic else {}),
             "provenance": provenance, "trt_cache": cache, "tensors": ranges.as_dict()}
-
-
-def write_ranges(path: Path, document: dict) -> Path:
-    return atomic_write_json(Path(path), document)
 
 
 def read_ranges(path: Path) -> tuple[Ranges, dict]:

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from ..errors import DeployKitError
-from ..files import dumps
 from ..recipe import default_recipe_dir, load_all, load_recipe
 from ..recipe.load import check_module, resolve_recipe
+from ..store.files import dumps
 
 recipes_option = click.option(
     "--recipes", "recipe_dir", type=click.Path(file_okay=False, path_type=Path), default=None,

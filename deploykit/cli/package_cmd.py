@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..artifact import PRECISION_MODELS
 from ..backends import choices
+from ..store.layout import PRECISION_MODELS
 from .common import console, echo_json, force_option, json_option, out_option
 
 

@@ -23,25 +23,26 @@ from pathlib import Path
 import onnx
 import torch
 
-from ..artifact import BUFFERS, LOG, MANIFEST, MANIFEST_FORMAT, MODEL, RECIPE, WEIGHTS, write_artifact
+from ..callable_module import make_callable
 from ..checkpoint import buffers_bytes, state_dict_bytes
 from ..environment import versions
-from ..callable_module import make_callable
 from ..errors import DeployKitError, ExportRefused, UserCodeError, first_line
-from ..files import check_can_overwrite, read_json
 from ..onnx_graph import dims_of, opset_of
 from ..parity import compare_runners, inputs_for
-from ..reference import DEFAULT_BOUND_MB, REFERENCE, record_at_verify_shapes
-from ..structure import describe, leaf_names
+from ..reference import DEFAULT_BOUND_MB, record_at_verify_shapes
 from ..runners.torch_runner import FlatIO, TorchRunner
-from ..transaction import ensure_dir, recover
+from ..store.layout import BUFFERS, LOG, MODEL, RECIPE, REFERENCE, WEIGHTS
+from ..store.manifest import MANIFEST_FORMAT
+from ..store.transaction import make_root, recover
+from ..store.writer import check_new_artifact, new_artifact
+from ..structure import describe, leaf_names
 from .checks import ReferenceCheck, check_onnx_model, require_repeatable, stamp_static_output_dims
 from .exporters import EXPORTERS, example_case
+from .guards import ANALYSIS_BUDGET_S, start_range_analysis
 from .log import ExportLog
 from .optimize import optimize_for_ort
 from .rewrites import apply_rewrites
 from .simplify import SIMPLIFIERS
-from .guards import ANALYSIS_BUDGET_S, start_range_analysis
 from .specialise import SpecialisationCheck, check_trace
 from .weights import describe_weights, reference_module
 
@@ -89,17 +90,6 @@ def _prove_rewrites(original, rewritten, recipe, cases) -> None:
                             f"{bad.failures[0]} (a deploykit bug: please report it)")
 
 
-def _existing_hashes(folder: Path) -> dict:
-    manifest_path = folder / MANIFEST
-    if not manifest_path.is_file():
-        return {}
-    try:
-        files = read_json(manifest_path).get("files", {})
-    except DeployKitError:
-        return {}
-    return files if isinstance(files, dict) else {}  # a malformed manifest records nothing deploykit can trust
-
-
 def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None = None, exporter: str = "auto",
                 simplify: bool = True, static: bool = False, rewrites: bool = True, force: bool = False,
                 checkpoint: str | Path | None = None, seed: int = 0, on_step=None,
@@ -119,13 +109,9 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
     if not 13 <= opset <= 23:
         raise DeployKitError(f"opset {opset} is not supported (use 13..23; the recipe's default is {recipe.opset})")
     created = not (Path(out_dir) / recipe.name).exists()
-    folder = ensure_dir(Path(out_dir) / recipe.name)
+    folder = make_root(Path(out_dir) / recipe.name)
     recover(folder)  # finish or discard a write a crash interrupted, before judging what is there
-    known = _existing_hashes(folder)
-    for filename in (MODEL, WEIGHTS, BUFFERS, REFERENCE, RECIPE, LOG):
-        check_can_overwrite(folder / filename, known.get(filename), force)
-    if (folder / MANIFEST).exists() and not known and not force:
-        raise DeployKitError(f"{folder / MANIFEST} exists and was not written by deploykit; pass --force to overwrite it")
+    check_new_artifact(folder, (MODEL, WEIGHTS, BUFFERS, REFERENCE, RECIPE, LOG), force)  # before any work
     log = ExportLog(folder, recipe.name)
 
     def step(message: str) -> None:
@@ -135,7 +121,7 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
 
     try:
         return _export(recipe, folder, log, step, opset=opset, exporter=exporter, simplify=simplify, static=static,
-                       rewrites=rewrites, checkpoint=checkpoint, seed=seed, optimize=optimize, known=known,
+                       rewrites=rewrites, checkpoint=checkpoint, seed=seed, optimize=optimize, force=force,
                        analysis_budget=analysis_budget, model=model, reference_mb=reference_mb)
     except DeployKitError as exc:
         log.failure(exc)
@@ -152,7 +138,7 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
 
 
 def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simplify, static, rewrites, checkpoint,
-            seed, optimize, known, analysis_budget, model=None, reference_mb=DEFAULT_BOUND_MB) -> ExportResult:
+            seed, optimize, force, analysis_budget, model=None, reference_mb=DEFAULT_BOUND_MB) -> ExportResult:
     started = time.perf_counter()
     step("building the module")
     model, weights = reference_module(recipe, checkpoint, seed, model)
@@ -239,7 +225,9 @@ def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simp
         files[BUFFERS] = extra_bytes
     if stored is not None:
         files[REFERENCE] = stored
-    write_artifact(folder, files, manifest)  # one transaction: the old artifact or this one, never a mix
+    with new_artifact(folder, manifest, force) as publish:  # one step: the old artifact or this one, never a mix
+        for name, data in files.items():
+            publish.write(name, data)
     return ExportResult(recipe.name, folder / MODEL, used, actual_opset, opset_note,
                         [r.description for r in applied], nodes, chosen_name,
                         time.perf_counter() - started, describe_weights(weights), manifest)

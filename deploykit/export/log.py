@@ -14,10 +14,10 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..artifact import LOG
 from ..errors import DeployKitError
-from ..files import open_regular
-from ..transaction import atomic_write_bytes
+from ..store.files import open_regular
+from ..store.layout import LOG
+from ..store.transaction import atomic_write_bytes
 
 MARKER = "# deploykit export log"
 

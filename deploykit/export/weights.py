@@ -19,8 +19,8 @@ from torch import nn
 
 from ..checkpoint import load_checkpoint
 from ..families import as_exported
-from ..files import sha256_file
 from ..runners.torch_runner import FlatIO
+from ..store.files import sha256_file
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 

@@ -32,6 +32,7 @@ import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import zoo  # the zoo's modules register themselves on import (torch: ultralytics needs it anyway)
 from . import FamilyRefusal, Prepared
 
 _FORMAT = "onnx"  # the Ultralytics export format whose switches are copied
@@ -191,12 +192,8 @@ def register_block(name: str, cls: type, channels: tuple[str, ...] = ()) -> None
 def register_blocks() -> list[str]:
     """deploykit's zoo blocks that fit a YOLO layer (one input, channels kept, any H and W), by their zoo names:
     ``cbam``, ``se``, ``eca``, ``coordatt``, ``cot``, ``sk``, ``triplet``. Idempotent; returns the names."""
-    from ..zoo import registry
-
-    from .. import zoo  # noqa: F401  (the zoo's modules register themselves on import)
-
     for name, channels in _ZOO_BLOCKS.items():
-        register_block(name, registry.get(name).factory, channels)
+        register_block(name, zoo.get(name).factory, channels)
     return sorted(_ZOO_BLOCKS)
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from .. import __version__
 from ..artifact import Artifact
 from ..errors import DeployKitError
-from ..files import safe_name
+from ..store.files import safe_name
 from .kserve_models import GRPC_PORT, HTTP_PORT
 from .publish import check_package, publish_package
 from .triton import TritonModel, package_triton

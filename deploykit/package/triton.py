@@ -15,11 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..artifact import PRECISION_MODELS, Artifact, check_ranks
+from ..artifact import Artifact
+from ..backends import BACKENDS as BACKEND_TABLE
+from ..backends import choices
 from ..errors import DeployKitError
-from ..files import safe_name
 from ..onnx_graph import load_model, numpy_dtype
-from ..backends import BACKENDS as BACKEND_TABLE, choices
+from ..store.files import safe_name
+from ..store.layout import PRECISION_MODELS
+from ..store.manifest import check_ranks
 from ..tensors.batch import BatchAxis, batch_axis
 from ..trt.sidecar import read_sidecar
 from .publish import publish_package

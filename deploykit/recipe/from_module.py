@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DeployKitError
-from ..guard import at_declared_shape
 from ..families import as_exported
-from ..files import safe_name
+from ..guard import at_declared_shape
+from ..store.files import safe_name
 from ..structure import StructureError, leaf_names
 from ..tensors.shapes import ShapeCase, parse_dim, resolve_shape
 from .factory import import_factory

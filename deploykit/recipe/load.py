@@ -8,8 +8,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import inspect
-import json
 import itertools
+import json
 import math
 import os
 import tomllib
@@ -17,13 +17,22 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import DeployKitError, first_line
-from ..files import is_safe_name, safe_name
+from ..store.files import is_safe_name, safe_name
 from ..structure import CALLS
-from .factory import import_factory
 from ..tensors.shapes import DimExpr, allowed_values, parse_dim
 from ..tensors.spec import DimSpec, TensorSpec
-from .spec import (CALIBRATION_METHODS, DEFAULT_TOLERANCES, DISTRIBUTIONS, PRECISIONS, CalibrationSpec, Recipe,
-                   RecipeError, Tolerance, zoo)
+from .factory import import_factory
+from .spec import (
+    CALIBRATION_METHODS,
+    DEFAULT_TOLERANCES,
+    DISTRIBUTIONS,
+    PRECISIONS,
+    CalibrationSpec,
+    Recipe,
+    RecipeError,
+    Tolerance,
+    zoo,
+)
 
 _TOP_KEYS = {"module", "factory", "in_memory", "summary", "opset", "call", "args", "args_json", "inputs", "outputs",
              "dims", "tolerance", "calibration", "max_elements"}

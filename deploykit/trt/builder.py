@@ -5,7 +5,7 @@ precision path says so) -> ``OnnxParser.parse_from_file`` -> BuilderConfig (work
 builder optimization level, timing cache, one optimization profile, precision flags or none,
 cache-only calibrator) -> ``build_serialized_network``. The plan is written plain (the serialized
 engine bytes, no header: trtexec and Triton load it as is) with its JSON sidecar and the manifest, as one
-transaction (transaction.py).
+step (store/writer.py).
 
 API use follows Polygraphy ``backend/trt/loader.py`` (NetworkFromOnnxPath, EngineBytesFromNetwork:
 timing-cache save) and ``backend/trt/config.py`` (CreateConfig: set_memory_pool_limit,
@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..artifact import CALIBRATION_RANGES, MANIFEST, Artifact, engine_name, update_manifest
+from ..artifact import Artifact
 from ..errors import DeployKitError
-from ..files import check_can_overwrite, read_json, sha256_file
-from ..transaction import atomic_write_bytes, transaction
+from ..store.files import read_json, sha256_file
+from ..store.layout import CALIBRATION_RANGES, engine_name
+from ..store.transaction import atomic_write_bytes
+from ..store.writer import artifact_step
 from .calibrator import cache_only_calibrator, load_cache
 from .precision import PrecisionPlan, check_installed_major
 from .probe import ProbeResult
@@ -76,9 +78,7 @@ def build_engine(artifact: Artifact, recipe, plan: PrecisionPlan, profile: Profi
     started = time.perf_counter()
     plan_file = engine_name(plan.precision)
     plan_path, side_path = artifact.path(plan_file), sidecar_path(artifact.path(plan_file))
-    known = artifact.known_files()
-    check_can_overwrite(plan_path, known.get(plan_file), options.force)
-    check_can_overwrite(side_path, known.get(side_path.name), options.force)
+    artifact.check_writable((plan_file, side_path.name), options.force)
     onnx_path = artifact.path(plan.onnx)
 
     logger = trt_logger()
@@ -136,9 +136,9 @@ def build_engine(artifact: Artifact, recipe, plan: PrecisionPlan, profile: Profi
     plan_bytes = bytes(serialized)  # IHostMemory exposes the buffer protocol (Polygraphy BytesFromEngine)
 
     seconds = time.perf_counter() - started
-    with transaction(artifact.dir) as txn:  # plan, sidecar and manifest published together
+    with artifact_step(artifact, options.force) as step:  # plan, sidecar and manifest published together
         sidecar = Sidecar(
-            plan=plan_file, plan_sha256=txn.write(plan_file, plan_bytes), tensorrt=trt.__version__,
+            plan=plan_file, plan_sha256=step.write(plan_file, plan_bytes), tensorrt=trt.__version__,
             gpu={"name": machine.gpu_name, "compute_capability": machine.compute_capability},
             profile=profile.as_dict(), precision=plan.as_dict(),
             onnx={"file": plan.onnx, "sha256": sha256_file(onnx_path)},
@@ -148,11 +148,11 @@ def build_engine(artifact: Artifact, recipe, plan: PrecisionPlan, profile: Profi
                    "timing_cache": str(options.timing_cache) if options.timing_cache else None,
                    "seconds": round(seconds, 2)},
         )
-        write_sidecar(plan_path, sidecar)  # joins this transaction
-        section = dict(read_json(artifact.dir / MANIFEST).get("trt", {}))  # fresh: other precisions may have been built
-        section[plan.precision] = {"plan": plan_file, "sidecar": side_path.name, "tensorrt": trt.__version__,
-                                   "gpu": sidecar.gpu, "path": plan.path, "onnx": plan.onnx}
-        update_manifest(artifact, "trt", section, files=[plan_file, side_path.name])
+        write_sidecar(step, plan_file, sidecar)
+        entry = {"plan": plan_file, "sidecar": side_path.name, "tensorrt": trt.__version__, "gpu": sidecar.gpu,
+                 "path": plan.path, "onnx": plan.onnx}
+        # merged into the section as it is under the lock: other precisions may have been built since the open
+        step.record("trt", lambda section: {**(section if isinstance(section, dict) else {}), plan.precision: entry})
     if options.timing_cache is not None:  # a cache for later builds, not part of the artifact
         atomic_write_bytes(options.timing_cache, bytes(config.get_timing_cache().serialize()))
     return BuildResult(recipe.name, plan.precision, plan_path, side_path, plan.path, seconds, len(plan_bytes))

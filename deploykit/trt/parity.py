@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..artifact import Artifact, engine_name
+from ..artifact import Artifact
 from ..parity import compare_runners, inputs_for
+from ..store.layout import engine_name
 from .runner import TrtRunner
 from .shape_profile import split_cases
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from ..artifact import CALIBRATION_CACHE, FP16_MODEL, INT8_MODEL, MODEL
 from ..errors import DeployKitError
+from ..store.layout import CALIBRATION_CACHE, FP16_MODEL, INT8_MODEL, MODEL
 from .onnx_support import TrtTarget, parse_version
 
 PRECISIONS = ("fp32", "fp16", "int8")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..artifact import Artifact
 from ..errors import DeployKitError
-from ..files import sha256_file
+from ..store.files import sha256_file
 from .calibrator import load_cache
 from .compat import check_dims, check_model
 from .onnx_support import TrtTarget

@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import DeployKitError
-from ..files import read_json, sha256_file
-from ..transaction import atomic_write_json
+from ..store.files import read_json, sha256_file
 from .onnx_support import parse_version
 from .shape_profile import Profile
 
@@ -50,12 +49,13 @@ class Sidecar:
         return Profile.from_dict(self.profile)
 
 
-def write_sidecar(plan_path: Path, sidecar: Sidecar) -> Path:
+def write_sidecar(step, plan_file: str, sidecar: Sidecar) -> str:
+    """Stage the sidecar of ``plan_file`` in ``step`` (store/writer.py), beside the plan; its name."""
     if not sidecar.created:
         sidecar.created = datetime.now(UTC).isoformat(timespec="seconds")
-    path = sidecar_path(plan_path)
-    atomic_write_json(path, sidecar.as_dict())
-    return path
+    name = sidecar_path(Path(plan_file)).name
+    step.write_json(name, sidecar.as_dict())
+    return name
 
 
 def read_sidecar(plan_path: str | Path) -> Sidecar:

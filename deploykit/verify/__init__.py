@@ -6,13 +6,14 @@ from pathlib import Path
 
 import torch
 
-from ..artifact import BUFFERS, WEIGHTS, Artifact
+from ..artifact import Artifact
+from ..backends import BACKENDS as BACKEND_TABLE
 from ..callable_module import make_callable
-from ..errors import DeployKitError
 from ..checkpoint import load_checkpoint
+from ..errors import DeployKitError
 from ..families import as_exported
 from ..reference import Reference
-from ..backends import BACKENDS as BACKEND_TABLE
+from ..store.layout import BUFFERS, WEIGHTS
 from .harness import BACKENDS, VerifyRun, run_parity
 from .report import check_writable, write_results
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DeployKitError
-from ..files import check_can_overwrite, read_json, sha256_file
-from ..transaction import recover, transaction
+from ..store.files import sha256_file
+from ..store.ownership import Ownership
+from ..store.transaction import recover
+from ..store.writer import read_record, record_step
 
 RESULTS = "verify.json"
 RESULTS_FORMAT = 1  # verify.json's "format": how verify recognises its own file
@@ -38,21 +39,16 @@ def _histogram_png(errors: np.ndarray, title: str) -> bytes:
     return buffer.getvalue()
 
 
-def _previous(path: Path, force: bool) -> dict:
-    """The verify.json this run merges into: deploykit's own, or a fresh one; anything else is refused."""
-    fresh = {"format": RESULTS_FORMAT, "runs": {}, "files": {}}
-    if not path.exists():
-        return fresh
-    try:
-        data = read_json(path)
-    except DeployKitError:
-        data = None
-    if (data is None or data.get("format") != RESULTS_FORMAT or not isinstance(data.get("runs"), dict)
-            or not all(isinstance(r, dict) for r in data["runs"].values()) or not isinstance(data.get("files"), dict)):
-        if force:
-            return fresh
-        raise DeployKitError(f"{path} exists and was not written by deploykit verify; pass --force to overwrite it")
-    return data  # deploykit's own: this run is merged into it (with --force too)
+def _is_ours(data: dict) -> bool:
+    """verify.json as deploykit verify writes it (anything else in its place is the user's)."""
+    return (data.get("format") == RESULTS_FORMAT and isinstance(data.get("runs"), dict)
+            and all(isinstance(r, dict) for r in data["runs"].values()) and isinstance(data.get("files"), dict))
+
+
+def _record_step(folder: Path, force: bool):
+    """verify.json records the report and plots verify wrote in ``folder`` (store/writer.py's report folder)."""
+    return record_step(folder, RESULTS, _is_ours, {"format": RESULTS_FORMAT, "runs": {}, "files": {}}, force,
+                       "deploykit verify")
 
 
 def plot_name(backend: str, precision: str, output: str) -> str:
@@ -64,9 +60,8 @@ def check_writable(folder: Path, backend: str, precision: str, outputs, force: b
     not write (write_results checks again under the folder's lock)."""
     folder = Path(folder)
     recover(folder)
-    data = _previous(folder / RESULTS, force)
-    for name in (REPORT, *(plot_name(backend, precision, o) for o in outputs)):
-        check_can_overwrite(folder / name, data["files"].get(name), force)
+    data = read_record(folder / RESULTS, _is_ours, {}, force, "deploykit verify")
+    Ownership.of(data).check(folder, (REPORT, *(plot_name(backend, precision, o) for o in outputs)), force)
 
 
 def write_results(folder: Path, run, force: bool = False) -> Path:
@@ -74,31 +69,26 @@ def write_results(folder: Path, run, force: bool = False) -> Path:
 
     verify.json records the sha256 of the report and plots it wrote ("files"), so a later run replaces them
     and nothing else: a report.md or plot the user made, or changed since, needs ``force``. All three are
-    published as one transaction.
+    published as one step.
     """
     folder = Path(folder)
-    path = folder / RESULTS
     key = f"{run.backend}/{run.precision}"
     pngs = {plot_name(run.backend, run.precision, output):
             (output, _histogram_png(errors, f"{run.name} {key} {output}")) for output, errors in run.errors.items()}
-    with transaction(folder) as txn:  # under the folder's lock, after finishing any interrupted write there
-        data = _previous(path, force)
-        for name in (REPORT, *pngs):
-            check_can_overwrite(folder / name, data["files"].get(name), force)
+    with _record_step(folder, force) as step:  # under the folder's lock, after finishing any interrupted write there
+        data = step.document
         data["runs"][key] = run.to_dict()
         data["runs"][key]["plots"] = {output: name for name, (output, _) in pngs.items()}
         for name, (_, png) in pngs.items():
-            data["files"][name] = txn.write(name, png)
+            step.write(name, png)
         current = {}
         for other in data["runs"].values():  # each run's model as it is now, to mark runs of a replaced model
             name = other.get("model_file") if isinstance(other, dict) else None
             model = folder / Path(name).name if isinstance(name, str) else None  # the artifact's own file of that name
             if model is not None and name not in current and model.is_file() and not model.is_symlink():
                 current[name] = sha256_file(model)
-        report = render_markdown(data, current).encode()
-        data["files"][REPORT] = txn.write(REPORT, report)
-        txn.write_json(RESULTS, data)
-    return path
+        step.write(REPORT, render_markdown(data, current).encode())
+    return folder / RESULTS
 
 
 def _fmt(value) -> str:

@@ -22,7 +22,7 @@ import torch
 from deploykit.artifact import Artifact
 from deploykit.export.weights import seeded_model
 from deploykit.recipe import find_recipe
-from deploykit.transaction import STAGE_PREFIX
+from deploykit.store.transaction import STAGE_PREFIX
 
 from ..artifact_cache import artifact_copy
 from ..conftest import RECIPES

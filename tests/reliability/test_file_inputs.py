@@ -14,10 +14,11 @@ import shutil
 import pytest
 import torch
 
-from deploykit.artifact import Artifact, update_manifest
+from deploykit.artifact import Artifact
 from deploykit.export.weights import seeded_model
 from deploykit.recipe import find_recipe
-from deploykit.transaction import transaction
+from deploykit.store.ownership import Ownership
+from deploykit.store.writer import artifact_step
 
 from ..artifact_cache import artifact_copy
 from ..conftest import RECIPES
@@ -195,8 +196,8 @@ def test_weights_pt_that_would_run_code_is_refused_and_never_run(se, tmp_path):
     marker = tmp_path / "ran"
     with open(se / "weights.pt", "wb") as handle:
         pickle.dump(RunsCode(marker), handle, protocol=2)
-    with transaction(se):  # recorded, as if the manifest had been edited to match
-        update_manifest(Artifact.open(se), "edited", {}, files=["weights.pt"])
+    with artifact_step(Artifact.open(se), force=True) as step:  # recorded, as if the manifest had been edited to match
+        step.write("weights.pt", (se / "weights.pt").read_bytes())
     before = tree(se)
     # --seed 1: inputs export stored no PyTorch output for, so verify loads the module with weights.pt
     assert_one_line_error(cli("verify", "se", "--seed", "1", "--out", se.parent), "the artifact's weights")
@@ -231,15 +232,15 @@ def test_a_triton_config_of_the_users_is_not_overwritten(se, tmp_path):
 
 
 def test_files_deploykit_wrote_for_an_earlier_export_stay_recognised(se, tmp_path):
-    with transaction(se) as txn:  # as bench records its results
-        txn.write("bench.json", b"{}")
-        update_manifest(Artifact.open(se), "bench", {}, files=["bench.json"])
+    with artifact_step(Artifact.open(se)) as step:  # as bench records its results
+        step.write("bench.json", b"{}")
+        step.record("bench", {})
     checkpoint = tmp_path / "new.pt"
     torch.save(seeded_model(find_recipe("se", RECIPES), seed=1).state_dict(), checkpoint)
     assert cli("export", "se", "--out", se.parent, "--checkpoint", checkpoint).exit_code == 0
     artifact = Artifact.open(se)
     assert "bench.json" not in artifact.manifest["files"]  # it belongs to the old model, not to this artifact
-    assert artifact.known_files()["bench.json"] == artifact.manifest["superseded"]["bench.json"]
+    assert Ownership.of(artifact.manifest).known("bench.json") == [artifact.manifest["superseded"]["bench.json"]]
 
 
 # -- modes (cause 3) -----------------------------------------------------------------------------------

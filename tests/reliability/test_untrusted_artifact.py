@@ -12,7 +12,7 @@ import pytest
 
 from deploykit.artifact import Artifact
 from deploykit.errors import DeployKitError
-from deploykit.transaction import recover, transaction
+from deploykit.store.transaction import recover, transaction
 
 from ..artifact_cache import artifact_copy
 from .checks import assert_one_line_error, cli, tree

@@ -625,8 +625,8 @@ def builder_flag_uses(where: str = "deploykit/trt/precision.py") -> list[Use]:
     when present), for every precision and INT8 source on TensorRT 10 and 11: the names behind builder.py's
     ``getattr(trt.BuilderFlag, name)``."""
     # deploykit is imported only here: the reader itself needs nothing of it
-    from deploykit.artifact import CALIBRATION_CACHE, FP16_MODEL, INT8_MODEL, MODEL
     from deploykit.errors import DeployKitError
+    from deploykit.store.layout import CALIBRATION_CACHE, FP16_MODEL, INT8_MODEL, MODEL
     from deploykit.trt.onnx_support import TrtTarget
     from deploykit.trt.precision import INT8_SOURCES, PRECISIONS, plan_precision
 

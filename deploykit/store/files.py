@@ -1,8 +1,7 @@
-"""Files are never half-written, and nothing a user already has is overwritten silently.
+"""Reading, hashing and JSON for the store's files, and the names that may become a file or folder.
 
-Writes go through one artifact transaction (transaction.py: staged, then published together, with the
-user's umask; its ``atomic_write_*`` are the one-file ones); this module, below it, keeps reading, hashing,
-JSON and the overwrite rule.
+The leaf of the store: writes go through a transaction (transaction.py), and which files deploykit may
+replace is ownership.py's rule.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import re
 import stat
 from pathlib import Path
 
-from .errors import DeployKitError, first_line
+from ..errors import DeployKitError, first_line
 
 
 def open_regular(path: str | Path):
@@ -57,22 +56,6 @@ def _clean(value):
 
 def dumps(data) -> str:
     return json.dumps(_clean(data), indent=2, default=str)
-
-
-
-def check_can_overwrite(path: Path, known_sha256, force: bool) -> None:
-    """Refuse to replace a file deploykit did not write (or that changed since), unless forced.
-
-    ``known_sha256`` is what deploykit's own record says it wrote at ``path``: one sha256, several (a record
-    that also names the files a crashed run was replacing), or None.
-    """
-    if force or not path.exists():
-        return
-    known = [known_sha256] if isinstance(known_sha256, str) else [k for k in (known_sha256 or ()) if k]
-    if known and sha256_file(path) in known:
-        return
-    why = "was modified since deploykit wrote it" if known else "was not written by deploykit"
-    raise DeployKitError(f"{path} exists and {why}; pass --force to overwrite it")
 
 
 def read_json(path: Path) -> dict:

@@ -15,7 +15,7 @@ import re
 import stat
 from pathlib import Path, PurePosixPath
 
-from .errors import DeployKitError
+from ..errors import DeployKitError
 
 STAGE_PREFIX = ".deploykit-txn."
 JOURNAL = "journal.json"

@@ -43,14 +43,14 @@ import secrets
 import threading
 from pathlib import Path
 
-from .errors import DeployKitError
+from ..errors import DeployKitError
 from .files import dumps, sha256_file
 from .staging import _FORMAT, JOURNAL, STAGE_PREFIX, check_stage, symlink_on_path
 
 _FILE_MODE = 0o666  # the kernel applies the umask to these modes at creation: the user's umask, in one place
 _EXEC_MODE = 0o777
 
-_active: dict[str, "Transaction"] = {}  # root -> the live transaction of this process (nested ones join it)
+_active: dict[str, "Transaction"] = {}  # root -> the live transaction of this process (recovery skips its stage)
 _active_lock = threading.Lock()
 
 
@@ -264,31 +264,20 @@ class Transaction:
                                  "command in that folder finishes it") from None
 
 
-def active_for(path: str | Path) -> tuple["Transaction", str] | None:
-    """This process's live transaction whose root holds ``path``, and ``path`` relative to that root."""
-    resolved = Path(path).resolve()
-    with _active_lock:
-        live = sorted(_active.items(), key=lambda item: -len(item[0]))  # the innermost root first
-    for key, txn in live:
-        if resolved.is_relative_to(key):
-            return txn, resolved.relative_to(key).as_posix()
-    return None
-
-
 @contextlib.contextmanager
 def transaction(root: str | Path):
     """Stage files under ``root`` and publish them together when the block ends without an exception.
 
-    Nested calls for the same root (in this process) join the outer transaction, so e.g. a manifest update
-    inside a step is published with the step's files.
+    One step writes through one transaction it holds (writer.py hands it over explicitly); a second one on the
+    same root in this process would wait for ever on its own lock, so it is refused as the bug it is.
     """
     root = make_root(Path(root))
     key = str(root.resolve())
     with _active_lock:
         outer = _active.get(key)
     if outer is not None:
-        yield outer
-        return
+        raise DeployKitError(f"a deploykit bug: a second write transaction on {root} inside the first; "
+                             "please report it")
     txn = Transaction(root)
     with _locked(root):
         try:
@@ -312,19 +301,10 @@ def transaction(root: str | Path):
                 _active.pop(key, None)
 
 
-# -- one-file writes: a transaction of their own, or staged in the step's when one is writing around them --
-def ensure_dir(path: Path) -> Path:
-    return make_root(Path(path))
-
-
+# -- one-file writes outside any artifact step (a timing cache, a refused export's log) ------------------
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Stage ``path`` in the step's transaction when one is writing around it (it is then published with
-    the step's other files), else write it as a one-file transaction: staged, fsynced, renamed over the target."""
+    """``path`` written as a one-file transaction: staged, fsynced, renamed over the target."""
     path = Path(path)
-    joined = active_for(path)
-    if joined is not None:
-        joined[0].write(joined[1], data)
-        return path
     with transaction(path.parent) as txn:
         txn.write(path.name, data)
     return path

@@ -32,8 +32,7 @@ from pathlib import Path
 
 from .artifact import Artifact
 from .errors import BackendUnavailable, DeployKitError
-from .recipe.spec import PRECISIONS
-from .store.layout import WEIGHTS, engine_name, precision_model
+from .store.layout import PRECISIONS, WEIGHTS, check_precision, engine_name, precision_model
 from .trt.probe import probe
 from .trt.sidecar import read_sidecar
 
@@ -56,8 +55,7 @@ class Backend:
 
     def file(self, precision: str = "fp32") -> str:
         """The artifact file this backend runs at ``precision``: exactly what verify checks and bench times."""
-        if precision not in PRECISIONS:
-            raise DeployKitError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        check_precision(precision)
         if self.kind == "torch":
             return WEIGHTS
         if self.kind == "trt":

@@ -17,7 +17,7 @@ from deploykit.artifact import Artifact
 from deploykit.cli import main
 from deploykit.errors import DeployKitError
 from deploykit.recipe import find_recipe
-from deploykit.store.layout import engine_name
+from deploykit.store.layout import PRECISIONS, engine_name
 from deploykit.trt.builder import BuildOptions, build_engine
 from deploykit.trt.onnx_support import TrtTarget, default_target
 from deploykit.trt.parity import check_engine
@@ -28,7 +28,6 @@ from deploykit.trt.sidecar import read_sidecar, sidecar_path
 from .conftest import recipe_names, require_gpu
 
 pytestmark = pytest.mark.gpu
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def provider_skip_reason(wanted: str, session_providers: list[str], ort_version: str) -> str | None:

@@ -32,7 +32,6 @@ import os
 import re
 from dataclasses import dataclass, field
 
-import numpy as np
 import sympy
 import torch
 

@@ -9,8 +9,9 @@
 
 from .factory import import_factory
 from .load import default_recipe_dir, find_recipe, load_all, load_recipe, recipe_from_bytes, recipe_names
-from .spec import (CALIBRATION_METHODS, DEFAULT_TOLERANCES, DISTRIBUTIONS, PRECISIONS, CalibrationSpec, DimSpec,
-                   Recipe, RecipeError, TensorSpec, Tolerance)
+from ..store.layout import PRECISIONS
+from .spec import (CALIBRATION_METHODS, DEFAULT_TOLERANCES, DISTRIBUTIONS, CalibrationSpec, DimSpec, Recipe,
+                   RecipeError, TensorSpec, Tolerance)
 
 __all__ = ["CALIBRATION_METHODS", "DEFAULT_TOLERANCES", "DISTRIBUTIONS", "PRECISIONS", "CalibrationSpec", "DimSpec",
            "Recipe", "RecipeError", "TensorSpec", "Tolerance", "default_recipe_dir", "find_recipe", "import_factory",

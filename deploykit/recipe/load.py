@@ -22,11 +22,11 @@ from ..structure import CALLS
 from ..tensors.shapes import DimExpr, allowed_values, parse_dim
 from ..tensors.spec import DimSpec, TensorSpec
 from .factory import import_factory
+from ..store.layout import PRECISIONS
 from .spec import (
     CALIBRATION_METHODS,
     DEFAULT_TOLERANCES,
     DISTRIBUTIONS,
-    PRECISIONS,
     CalibrationSpec,
     Recipe,
     RecipeError,

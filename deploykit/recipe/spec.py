@@ -18,7 +18,6 @@ from ..tensors.shapes import DimExpr, ShapeCase, resolve_shape, sweep
 from ..tensors.spec import DimSpec, TensorSpec
 from .factory import import_factory
 
-PRECISIONS = ("fp32", "fp16", "int8")
 DISTRIBUTIONS = ("normal", "uniform", "smooth")  # smooth: image-like fields in [0, 1] (tensors/synthetic.py)
 
 # Sensible defaults per precision: fp32 is strict elementwise; fp16 and int8 are judged by cosine and SNR

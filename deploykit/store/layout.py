@@ -22,15 +22,21 @@ INT8_ORT_MODEL = "model.int8.ort.onnx"  # Q/DQ chosen and shaped for onnxruntime
 CALIBRATION_CACHE = "calibration.cache"
 CALIBRATION_RANGES = "calibration.json"
 
-PRECISION_MODELS = {"fp32": MODEL, "fp16": FP16_MODEL, "int8": INT8_MODEL}
+PRECISIONS = ("fp32", "fp16", "int8")  # the one list: recipes' tolerances, verify, build-trt and package take it
+PRECISION_MODELS = dict(zip(PRECISIONS, (MODEL, FP16_MODEL, INT8_MODEL)))
 RUNTIMES = ("onnxruntime", "tensorrt")
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise DeployKitError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
 
 
 def precision_model(precision: str, runtime: str = "onnxruntime") -> str:
     """The ONNX file a runtime runs at a precision: INT8 has one file per runtime (they differ on
     purpose: calibration/qdq.py vs calibration/ort_int8.py); FP32 and FP16 share theirs."""
-    if precision not in PRECISION_MODELS:
-        raise DeployKitError(f"precision must be one of {', '.join(PRECISION_MODELS)}, got {precision!r}")
+    check_precision(precision)
     if precision == "int8" and runtime == "onnxruntime":
         return INT8_ORT_MODEL
     return PRECISION_MODELS[precision]

@@ -14,10 +14,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..errors import DeployKitError
-from ..store.layout import CALIBRATION_CACHE, FP16_MODEL, INT8_MODEL, MODEL
+from ..store.layout import CALIBRATION_CACHE, FP16_MODEL, INT8_MODEL, MODEL, check_precision
 from .onnx_support import TrtTarget, parse_version
 
-PRECISIONS = ("fp32", "fp16", "int8")
 INT8_SOURCES = ("auto", "qdq", "cache")
 
 
@@ -42,8 +41,7 @@ def plan_precision(precision: str, target: TrtTarget, available: set[str], int8_
 
     Raises DeployKitError naming the missing file (``deploykit calibrate`` makes them).
     """
-    if precision not in PRECISIONS:
-        raise DeployKitError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_precision(precision)
     if int8_source not in INT8_SOURCES:
         raise DeployKitError(f"--int8-source must be one of {', '.join(INT8_SOURCES)}, got {int8_source!r}")
     v = target.major

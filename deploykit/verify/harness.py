@@ -7,7 +7,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import onnx
 
 from ..errors import DeployKitError, first_line

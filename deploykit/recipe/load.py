@@ -18,21 +18,13 @@ from pathlib import Path
 
 from ..errors import DeployKitError, first_line
 from ..store.files import is_safe_name, safe_name
+from ..store.layout import PRECISIONS
 from ..structure import CALLS
 from ..tensors.shapes import DimExpr, allowed_values, parse_dim
 from ..tensors.spec import DimSpec, TensorSpec
 from .factory import import_factory
-from ..store.layout import PRECISIONS
-from .spec import (
-    CALIBRATION_METHODS,
-    DEFAULT_TOLERANCES,
-    DISTRIBUTIONS,
-    CalibrationSpec,
-    Recipe,
-    RecipeError,
-    Tolerance,
-    zoo,
-)
+from .spec import (CALIBRATION_METHODS, DEFAULT_TOLERANCES, DISTRIBUTIONS, CalibrationSpec, Recipe, RecipeError,
+                   Tolerance, zoo)
 
 _TOP_KEYS = {"module", "factory", "in_memory", "summary", "opset", "call", "args", "args_json", "inputs", "outputs",
              "dims", "tolerance", "calibration", "max_elements"}

@@ -14,6 +14,7 @@ from deploykit.artifact import Artifact
 from deploykit.calibration.data import CalibrationDataError, OrtDataReader, open_data
 from deploykit.calibration.fp16 import fp32_node_names
 from deploykit.calibration.ort_int8 import saturation_problems
+from deploykit.calibration.options import CalibrateOptions
 from deploykit.calibration.pipeline import calibrate_artifact
 from deploykit.calibration.provenance import ProvenanceMismatch, load_matching_ranges, read_ranges, trusted_cache
 from deploykit.calibration.qdq import qdq_problems
@@ -55,7 +56,7 @@ def composite(tmp_path_factory):
     recipe = find_recipe("composite", RECIPES)
     artifact_copy(tmp_path_factory, "composite", out)  # the session's shared export, copied: we write into it
     images = write_pngs(tmp_path_factory.mktemp("calib-images"), 24, seed=100)
-    run = calibrate_artifact(recipe, out, data=images)
+    run = calibrate_artifact(recipe, out, CalibrateOptions(data=images))
     return recipe, out, images, run
 
 
@@ -365,16 +366,16 @@ def test_provenance_recorded_and_mismatch_refused(composite, tmp_path):
     assert len(ranges) == run.tensors > 100
 
     int8_before = (folder / INT8_MODEL).read_bytes()
-    reused = calibrate_artifact(recipe, out, data=images, reuse=True, fp16=False, target="trt")
+    reused = calibrate_artifact(recipe, out, CalibrateOptions(data=images, reuse=True, fp16=False, target="trt"))
     assert reused.reused and (folder / INT8_MODEL).read_bytes() == int8_before  # same ranges -> same model
 
     with pytest.raises(ProvenanceMismatch, match=r"refusing to reuse .*data\.kind: recorded 'images', now 'synthetic'"):
-        calibrate_artifact(recipe, out, synthetic=8, reuse=True)
+        calibrate_artifact(recipe, out, CalibrateOptions(synthetic=8, reuse=True))
     fewer = tmp_path / "fewer"
     shutil.copytree(images, fewer)
     (fewer / "img_000.png").unlink()
     with pytest.raises(ProvenanceMismatch, match=r"data\.sha256: .*data\.samples: recorded 24, now 23"):
-        calibrate_artifact(recipe, out, data=fewer, reuse=True)
+        calibrate_artifact(recipe, out, CalibrateOptions(data=fewer, reuse=True))
     with pytest.raises(ProvenanceMismatch, match="method: recorded 'minmax', now 'percentile'"):
         load_matching_ranges(folder / CALIBRATION_RANGES, {**prov, "method": "percentile"})
 
@@ -439,8 +440,8 @@ def test_per_channel_int8_on_an_input_dependent_block_from_npz_arrays(tmp_path, 
     recipe = find_recipe("cbam", RECIPES)
     artifact_copy(tmp_path_factory, "cbam", tmp_path)
     np.savez(tmp_path / "feats.npz", x=smooth_fields(16, 64, 32, 32, seed=0) * 4 - 2)
-    run = calibrate_artifact(recipe, tmp_path, data=tmp_path / "feats.npz", per_channel=True, method="percentile",
-                             fp16=False, target="trt")
+    run = calibrate_artifact(recipe, tmp_path, CalibrateOptions(data=tmp_path / "feats.npz", per_channel=True,
+                                                                 method="percentile", fp16=False, target="trt"))
     assert run.data["kind"] == "arrays" and run.data["samples"] == 16 and run.int8["per_channel"]
     int8 = onnx.load(str(tmp_path / "cbam" / INT8_MODEL))
     inits = {i.name: numpy_helper.to_array(i) for i in int8.graph.initializer}

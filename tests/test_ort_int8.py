@@ -9,6 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from deploykit.artifact import Artifact
 from deploykit.calibration.ort_int8 import WEIGHT_BOUND, quantize_ort, saturation_problems, silu_as_quickgelu
+from deploykit.calibration.options import CalibrateOptions
 from deploykit.calibration.pipeline import calibrate_artifact
 from deploykit.calibration.ranges import Ranges, TensorRange
 from deploykit.recipe import find_recipe
@@ -107,7 +108,7 @@ def cbam_ort(tmp_path_factory):
     out = tmp_path_factory.mktemp("ort-int8")
     artifact_copy(tmp_path_factory, "cbam", out)
     recipe = find_recipe("cbam", RECIPES)
-    return recipe, out, calibrate_artifact(recipe, out, synthetic=8, target="ort", fp16=False)
+    return recipe, out, calibrate_artifact(recipe, out, CalibrateOptions(synthetic=8, target="ort", fp16=False))
 
 
 def test_calibrate_target_ort_records_policy_accuracy_speed_and_warns_when_not_faster(cbam_ort):

@@ -338,12 +338,13 @@ def test_calibration_cache_is_checked_for_the_tensorrt_that_reads_it(tmp_path):
 @pytest.mark.slow
 def test_calibrated_artifact_passes_on_tensorrt_10_and_11(tmp_path_factory, tmp_path):
     """`deploykit calibrate`'s Q/DQ, FP16 and cache outputs pass the checks on every precision path."""
+    from deploykit.calibration.options import CalibrateOptions
     from deploykit.calibration.pipeline import calibrate_artifact
 
     out = shared_out(tmp_path_factory, "eca")
     shutil.copytree(Path(out, "eca"), tmp_path / "eca")
     recipe = find_recipe("eca")
-    calibrate_artifact(recipe, tmp_path, synthetic=8, trt_version="10.3.0")
+    calibrate_artifact(recipe, tmp_path, CalibrateOptions(synthetic=8, trt_version="10.3.0"))
     artifact = Artifact.open(tmp_path / "eca")
     qdq = run_preflight(artifact, recipe, ["fp32", "fp16", "int8"], TrtTarget("10.3.0"))
     assert qdq.clean, [f.problem.line() for f in qdq.findings]

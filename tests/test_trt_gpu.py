@@ -53,6 +53,7 @@ def machine():
 @pytest.fixture(scope="session")
 def trt_artifacts(machine, exported, tmp_path_factory):
     """A private copy of every exported artifact, calibrated once (Q/DQ INT8, TensorRT cache, FP16 ONNX)."""
+    from deploykit.calibration.options import CalibrateOptions
     from deploykit.calibration.pipeline import calibrate_artifact
 
     out, _ = exported
@@ -61,8 +62,8 @@ def trt_artifacts(machine, exported, tmp_path_factory):
     for name in recipe_names():
         shutil.copytree(out / name, root / name)
         # The cache header must name the TensorRT that reads it; TensorRT 11 reads no cache at all.
-        calibrate_artifact(find_recipe(name), root, synthetic=32,
-                           trt_version=machine.tensorrt_version if major <= 10 else None)
+        calibrate_artifact(find_recipe(name), root, CalibrateOptions(
+            synthetic=32, trt_version=machine.tensorrt_version if major <= 10 else None))
     return root
 
 

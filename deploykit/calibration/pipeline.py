@@ -34,14 +34,13 @@ from ..trt.probe import probe
 from . import fp16 as fp16_mod
 from . import worth
 from .data import open_data, samples_in
+from .options import DEFAULT_METHOD, CalibrateOptions
 from .ort_int8 import ORT_OPTIONS, WEIGHT_BOUND
 from .ort_search import search_ort_int8
 from .provenance import load_matching_ranges, make_provenance, ranges_document
 from .qdq import QDQ_OPTIONS, attention_float_nodes, qdq_summary, quantize_qdq
 from .ranges import compute_ranges, settings_for
 
-DEFAULT_METHOD = "minmax"
-TARGETS = ("all", "ort", "trt")
 SEARCH_BATCHES = 4  # calibration batches the INT8 search checks each candidate on (distinct shapes first)
 
 
@@ -98,26 +97,26 @@ def _mark(model: onnx.ModelProto, info: dict) -> bytes:
     return model.SerializeToString()
 
 
-def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str | Path | None = None,
-                       synthetic: int | None = None, method: str | None = None, per_channel: bool = False,
-                       fp16: bool = True, force: bool = False, reuse: bool = False,
-                       trt_version: str | None = None, batch_size: int | None = None, seed: int = 0,
-                       synthetic_shapes: str = "sweep", headroom: float = fp16_mod.DEFAULT_HEADROOM, progress=None,
-                       target: str = "all", threads: int | None = 2, **method_settings) -> CalibrationRun:
+def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", options: CalibrateOptions | None = None, *,
+                       progress=None) -> CalibrationRun:
+    """Calibrate ``out_dir/<recipe.name>/`` as ``options`` say (CalibrateOptions(): the defaults); see the module doc."""
     started = time.perf_counter()
     progress = progress or NoProgress()
-    if target not in TARGETS:
-        raise DeployKitError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}")
+    options = options or CalibrateOptions()
+    options.check()
+    data, synthetic, method, per_channel, fp16, force, reuse, target, threads, seed = (
+        options.data, options.synthetic, options.method, options.per_channel, options.fp16, options.force,
+        options.reuse, options.target, options.threads, options.seed)
     folder = Path(out_dir) / recipe.name
     artifact = Artifact.open(folder)
     artifact.check_recipe(recipe)
     artifact.check_files(MODEL)
     method = method or recipe.calibration.method or DEFAULT_METHOD
-    settings = settings_for(method, **method_settings)
-    trt_version = trt_version or _installed_tensorrt() or DEFAULT_TRT_VERSION
+    settings = settings_for(method, **options.method_settings)
+    trt_version = options.trt_version or _installed_tensorrt() or DEFAULT_TRT_VERSION
     version_code(trt_version)  # a bad or >= 11 version fails before any work
 
-    source = open_data(recipe, data, synthetic, batch_size, seed, synthetic_shapes)
+    source = open_data(recipe, data, synthetic, options.batch_size, seed, options.synthetic_shapes)
     for_trt, for_ort = target in ("all", "trt"), target in ("all", "ort")
     written = [CALIBRATION_RANGES, CALIBRATION_CACHE] + [INT8_MODEL] * for_trt + [INT8_ORT_MODEL] * for_ort \
         + ([FP16_MODEL] if fp16 else [])
@@ -192,7 +191,7 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
     if fp16:
         progress.start(f"{recipe.name}: FP16 model", None)
         shapes = fp16_mod.tensor_shapes(original, next(iter(source)))
-        keep = fp16_mod.choose_fp32_nodes(original, ranges, shapes, headroom)
+        keep = fp16_mod.choose_fp32_nodes(original, ranges, shapes, options.headroom)
         fp16_model, kept = fp16_mod.convert_fp16(original, keep)
         _check_io(original, fp16_model, "FP16")
         models[FP16_MODEL] = _mark(fp16_model, stamp)
@@ -201,7 +200,8 @@ def calibrate_artifact(recipe, out_dir: str | Path = "artifacts", *, data: str |
         fp16_info = {"file": FP16_MODEL, "target": "onnxruntime, tensorrt",
                      "converter": f"onnxconverter-common {onnxconverter_common.__version__} "
                                   "convert_float_to_float16(keep_io_types=True)",
-                     "headroom": headroom, "budget": fp16_mod.FP16_MAX / headroom, "synthetic": source.synthetic,
+                     "headroom": options.headroom, "budget": fp16_mod.FP16_MAX / options.headroom,
+                     "synthetic": source.synthetic,
                      "kept_fp32": [k.as_dict() for k in kept], "ort_cpu": fp16_mod.ort_cpu_kernels(fp16_model)}
 
     progress.start(f"{recipe.name}: accuracy over the sweep and speed against FP32", None)

@@ -94,17 +94,17 @@ def command(name, data, synthetic, synthetic_shapes, method, target, per_channel
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from ..calibration.options import CalibrateOptions
     from ..calibration.pipeline import calibrate_artifact
 
     recipe = resolve_recipe(name, recipe_dir, out_dir, module, trust_code)
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console(stderr=True), transient=True, disable=as_json)
     with progress:
-        run = calibrate_artifact(recipe, out_dir, data=data, synthetic=synthetic, method=method,
-                                 per_channel=per_channel, fp16=fp16, force=force, reuse=reuse, target=target,
-                                 threads=threads,
-                                 trt_version=trt_version, batch_size=batch_size, seed=seed,
-                                 synthetic_shapes=synthetic_shapes, progress=_RichProgress(progress))
+        options = CalibrateOptions(data=data, synthetic=synthetic, method=method, per_channel=per_channel, fp16=fp16,
+                                   force=force, reuse=reuse, target=target, threads=threads, trt_version=trt_version,
+                                   batch_size=batch_size, seed=seed, synthetic_shapes=synthetic_shapes)
+        run = calibrate_artifact(recipe, out_dir, options, progress=_RichProgress(progress))
     if as_json:
         echo_json(run.summary())
         return

@@ -26,10 +26,10 @@ from onnx import TensorProto, helper, numpy_helper
 from ..errors import DeployKitError, first_line
 from ..environment import quiet
 from ..runners.ort_runner import ort_session
+from .options import DEFAULT_HEADROOM
 from .ranges import Ranges
 
 FP16_MAX = 65504.0
-DEFAULT_HEADROOM = 8.0
 NORMALIZATIONS = ("LayerNormalization", "InstanceNormalization", "GroupNormalization")
 SOFTMAXES = ("Softmax", "LogSoftmax")
 REDUCTIONS = {"ReduceSum": "sum", "ReduceMean": "sum", "ReduceL1": "sum", "ReduceLogSum": "sum",

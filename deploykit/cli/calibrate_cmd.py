@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..calibration.options import TARGETS
 from ..recipe import CALIBRATION_METHODS
 from .common import (console, echo_json, force_option, json_option, module_option, out_option, recipes_option,
                      resolve_recipe, trust_option)
@@ -43,7 +44,7 @@ class _RichProgress:
 @click.option("--method", type=click.Choice(CALIBRATION_METHODS), default=None,
               help="Range method (default: the recipe's [calibration] method, else minmax). entropy is "
                    "TensorRT's KL search over 2048 bins and takes about 0.5 s per tensor.")
-@click.option("--target", type=click.Choice(["all", "ort", "trt"]), default="all", show_default=True,
+@click.option("--target", type=click.Choice(TARGETS), default="all", show_default=True,
               help="Which INT8 model to write: trt = model.int8.onnx in TensorRT's Q/DQ rules; ort = "
                    "model.int8.ort.onnx, its quantized nodes chosen by measuring onnxruntime here; all = both.")
 @click.option("--per-channel", is_flag=True,

@@ -628,7 +628,8 @@ def builder_flag_uses(where: str = "deploykit/trt/precision.py") -> list[Use]:
     from deploykit.errors import DeployKitError
     from deploykit.store.layout import CALIBRATION_CACHE, FP16_MODEL, INT8_MODEL, MODEL
     from deploykit.trt.onnx_support import TrtTarget
-    from deploykit.trt.precision import INT8_SOURCES, PRECISIONS, plan_precision
+    from deploykit.store.layout import PRECISIONS
+    from deploykit.trt.precision import INT8_SOURCES, plan_precision
 
     everything = {MODEL, FP16_MODEL, INT8_MODEL, CALIBRATION_CACHE}
     uses = set()

@@ -626,9 +626,8 @@ def builder_flag_uses(where: str = "deploykit/trt/precision.py") -> list[Use]:
     ``getattr(trt.BuilderFlag, name)``."""
     # deploykit is imported only here: the reader itself needs nothing of it
     from deploykit.errors import DeployKitError
-    from deploykit.store.layout import CALIBRATION_CACHE, FP16_MODEL, INT8_MODEL, MODEL
+    from deploykit.store.layout import CALIBRATION_CACHE, FP16_MODEL, INT8_MODEL, MODEL, PRECISIONS
     from deploykit.trt.onnx_support import TrtTarget
-    from deploykit.store.layout import PRECISIONS
     from deploykit.trt.precision import INT8_SOURCES, plan_precision
 
     everything = {MODEL, FP16_MODEL, INT8_MODEL, CALIBRATION_CACHE}

@@ -1,9 +1,13 @@
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from deploykit import __version__
 from deploykit.cli import main
+from deploykit.errors import DeployKitError
+
+from .conftest import RECIPES
 
 
 def test_version():
@@ -34,3 +38,25 @@ def test_unknown_recipe_is_one_line_and_exit_2():
     assert result.exit_code == 2
     assert result.output.strip().startswith("error: unknown recipe")
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_list_recipes_keeps_a_broken_recipe_with_its_error(tmp_path):
+    from deploykit.recipe import list_recipes
+
+    good = (RECIPES / "se.toml").read_text()
+    (tmp_path / "se.toml").write_text(good)
+    (tmp_path / "bad_dims.toml").write_text(good.replace("min = 8\nopt = 32", "min = 40\nopt = 32", 1))
+    (tmp_path / "no_module.toml").write_text(good.replace('module = "se"', 'module = "no_such_block"'))
+    listing = list_recipes(tmp_path)
+    rows = {r["name"]: r for r in listing.rows}
+    assert [r["name"] for r in listing.rows] == ["bad_dims", "no_module", "se"]
+    assert rows["se"]["parameters"] == 2 * 64 * 4 and "error" not in rows["se"]  # two bias-free Linear, 64 <-> 4
+    assert "bad_dims.toml" in rows["bad_dims"]["error"] and "dims.H" in rows["bad_dims"]["error"]
+    assert "no_such_block" in rows["no_module"]["error"]
+    assert [r["name"] for r in listing.failed] == ["bad_dims", "no_module"] and listing.exit_code == 1
+    with pytest.raises(DeployKitError, match="does not exist"):
+        list_recipes(tmp_path / "nothing")
+
+    # the command prints the same rows and exits 1
+    result = CliRunner().invoke(main, ["list", "--recipes", str(tmp_path), "--json"])
+    assert result.exit_code == 1 and json.loads(result.output) == listing.rows

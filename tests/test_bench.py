@@ -21,7 +21,7 @@ from deploykit.bench import (
 )
 from deploykit.bench.plot import PLOT, SWEEP_PLOT, bench_plots
 from deploykit.bench.run import chunks
-from deploykit.bench.stats import speedup
+from deploykit.bench.stats import speedup, summarize
 from deploykit.cli import main
 from deploykit.errors import DeployKitError
 from deploykit.export import export_onnx
@@ -207,3 +207,34 @@ def test_plots_for_one_shape_and_for_a_batch_sweep():
     assert list(single) == [PLOT] and single[PLOT][:4] == b"\x89PNG"
     sweep = bench_plots([row(b, n, n * f) for b, f in (("torch", 1.0), ("ort-cpu", 0.4)) for n in (1, 2, 4)], "se")
     assert list(sweep) == [PLOT, SWEEP_PLOT] and sweep[SWEEP_PLOT][:4] == b"\x89PNG"
+
+
+def test_bench_runs_every_recipe_records_the_missing_one_and_writes_its_files(tmp_path, se_artifacts):
+    """The library call under the command: one BenchRun over several recipes, the one without an artifact an error."""
+    import shutil
+
+    import jsonschema
+
+    from deploykit.bench import BenchRun, bench, profile_ops
+
+    shutil.copytree(se_artifacts / "se", tmp_path / "se")
+    recipes = [find_recipe("se", RECIPES), find_recipe("cbam", RECIPES)]  # cbam was never exported here
+    settings = BenchSettings(warmup=0, iters=2, rounds=1, threads=1, isolated=False)
+    run = bench(recipes, tmp_path, "ort-cpu,trt", settings=settings)
+    assert isinstance(run, BenchRun)
+    assert [(r.recipe, r.target, r.status) for r in run.rows] == [("se", "ort-cpu", "ok"), ("se", "trt", "skipped")]
+    assert [e["name"] for e in run.errors] == ["cbam"] and "deploykit export cbam" in run.errors[0]["error"]
+    assert run.problem is None and not run.passed and run.exit_code == 2  # a recipe could not run
+    assert [p.name for p in run.written] == ["bench.json", PLOT, "bench.json", PLOT]  # se's, then the summary
+    assert run.written[0].parent == tmp_path / "se" and run.written[2].parent == tmp_path
+    data = run.to_dict()
+    jsonschema.validate(data, RESULTS_SCHEMA)
+    assert data["errors"] == run.errors and data["summary"] == summarize(data["results"])
+    assert json.loads((tmp_path / "se" / "bench.json").read_text())["results"] == data["results"]
+    (profile,) = profile_ops(run)  # the ort-cpu row that ran
+    assert profile["target"] == "ort-cpu" and profile["ops"] and abs(sum(o.share for o in profile["ops"]) - 1) < 1e-6
+
+    # nothing that ran is not a benchmark: the one-line reason, exit 2; --no-write writes nothing
+    skipped = bench(recipes[:1], tmp_path, "trt", settings=settings, write=False)
+    assert skipped.written == [] and skipped.exit_code == 2
+    assert skipped.problem.startswith("no backend ran: trt: ")

@@ -1,9 +1,11 @@
 """``deploykit bench``: latency (p50/p90/p99), throughput and peak memory of every backend of an artifact.
 
-    from deploykit.bench import BenchSettings, bench_recipe, parse_targets, bench_cases
-    rows = bench_recipe(recipe, "artifacts", parse_targets("torch,ort-cpu"), bench_cases(recipe), BenchSettings())
+    from deploykit.bench import BenchSettings, bench
+    run = bench([recipe], "artifacts", "torch,ort-cpu", settings=BenchSettings(iters=100))   # -> BenchRun
+    run.rows, run.to_dict()      # the result rows; the bench.json document (what --json prints)
 
-Backends run in fresh "spawn" processes: a script calling ``bench_recipe`` needs the usual
+``bench`` is the call under the command (several recipes, files written); ``bench_recipe`` times one artifact
+and returns its rows. Backends run in fresh "spawn" processes: a script calling either needs the usual
 ``if __name__ == "__main__":`` guard (multiprocessing re-imports the main module in each worker).
 
 Targets (a backend at a precision) come from the one backend table (deploykit.backends).
@@ -14,7 +16,8 @@ geomean), flops (FLOP count, GEMM peak), profile (onnxruntime per-operator time)
 """
 
 from .cases import bench_cases, parse_batches
-from .run import DEFAULT_TARGETS, BenchRow, BenchSettings, bench_recipe, parse_targets, report_header
+from .run import (DEFAULT_TARGETS, BenchRow, BenchRun, BenchSettings, bench, bench_recipe, parse_targets, profile_ops,
+                  report_header)
 from .schema import RESULTS_SCHEMA, SCHEMA_ID
 from .stats import LatencyStats, geomean, speedup, summarize
 
@@ -23,13 +26,16 @@ __all__ = [
            "RESULTS_SCHEMA",
            "SCHEMA_ID",
            "BenchRow",
+           "BenchRun",
            "BenchSettings",
            "LatencyStats",
+           "bench",
            "bench_cases",
            "bench_recipe",
            "geomean",
            "parse_targets",
            "parse_batches",
+           "profile_ops",
            "report_header",
            "speedup",
            "summarize",

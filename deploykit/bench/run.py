@@ -1,4 +1,5 @@
-"""``bench_recipe``: every requested backend of one artifact, timed at each shape case, as result rows."""
+"""``bench``: the library call under ``deploykit bench`` (every recipe, its files written, one ``BenchRun``), over
+``bench_recipe``: every requested backend of one artifact, timed at each shape case, as result rows."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from pathlib import Path
 
 from ..artifact import Artifact
 from ..backends import Target, parse_targets as _parse_targets
-from .cases import items_per_call
+from ..errors import RecipeErrors
+from ..tensors.shapes import ShapeCase
+from .cases import bench_cases, items_per_call
 from .flops import count_flops
 from ..environment import versions
 from .machine import machine_info
+from .op_profile import profile_ort
+from .outputs import document, write_recipe_results, write_summary
 from .schema import SCHEMA_ID
-from .stats import LatencyStats, speedup
+from .stats import LatencyStats, speedup, summarize
 from .worker import InProcessWorker, ProcessWorker, WorkerFailed, WorkSpec
 
 MEMORY_METHOD = ("RSS high-water mark of a fresh process per backend (Linux VmHWM, reset after imports and "
@@ -70,6 +75,91 @@ class BenchRow:
     @property
     def p50(self) -> float | None:
         return self.latency_ms["p50"] if self.latency_ms else None
+
+
+@dataclass
+class BenchRun:
+    """What ``bench`` timed: the rows of every recipe (skipped and failed backends with their reason), the recipes
+    that could not be benchmarked (``errors``: name and one line each) and the files written."""
+
+    header: dict  # schema, created, machine, versions, settings
+    rows: list[BenchRow]
+    errors: list[dict] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+    recipes: dict = field(default_factory=dict, repr=False)  # name -> the recipe benchmarked (for profile_ops)
+    out_dir: Path = Path("artifacts")
+
+    @property
+    def problem(self) -> str | None:
+        """Why this run is not a benchmark, in one line: no backend ran, or one failed (None when neither)."""
+        failed = [r for r in self.rows if r.status == "failed"]
+        if self.rows and not any(r.status == "ok" for r in self.rows):
+            first = (failed or self.rows)[0]
+            return f"no backend ran: {first.target}: {first.reason}"
+        if failed:
+            return f"{len(failed)} of {len(self.rows)} runs failed: {failed[0].target}: {failed[0].reason}"
+        return None
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors and self.problem is None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 2  # a recipe that could not run, or no benchmark: the user's to fix
+
+    def to_dict(self) -> dict:
+        """The bench.json document (what ``deploykit bench --json`` prints): header, results, summary, errors."""
+        data = document(self.header, self.rows)
+        data["summary"] = summarize(data["results"])
+        if self.errors:
+            data["errors"] = self.errors
+        return data
+
+
+def bench(recipes, out_dir: str | Path = "artifacts", targets: str | list[Target] | None = None, *,
+          shapes: list[str] = (), batches: list[int] = (), settings: BenchSettings | None = None,
+          write: bool = True, force: bool = False, on_step=None) -> BenchRun:
+    """Time ``targets`` (``"torch,ort-cpu/int8"`` or parsed; None: DEFAULT_TARGETS) on each recipe's artifact in
+    ``out_dir`` at the opt shape, or at each ``shapes`` entry (``"H=64,W=64"``) times each of ``batches``.
+
+    Every shape is checked against every recipe before anything runs. A recipe that cannot be benchmarked (no
+    artifact) is recorded in ``errors`` and the others go on (one recipe alone raises). ``write``: bench.json and
+    plots in each artifact, and ``out_dir/bench.json`` + bench.png for several recipes (``force``: overwrite files
+    deploykit did not write)."""
+    targets = parse_targets(targets) if targets is None or isinstance(targets, str) else list(targets)
+    settings = settings or BenchSettings()
+    plans = [(recipe, bench_cases(recipe, list(shapes), list(batches))) for recipe in recipes]  # errors first
+    header = report_header(settings)
+    run = BenchRun(header, [], recipes={r.name: r for r in recipes}, out_dir=Path(out_dir))
+    errors = RecipeErrors(len(plans))
+    for recipe, cases in plans:
+        rows = errors.attempt(recipe.name, lambda: bench_recipe(recipe, out_dir, targets, cases, settings,
+                                                                on_step=on_step))
+        if rows is None:
+            continue
+        run.rows.extend(rows)
+        if write:
+            run.written += write_recipe_results(Path(out_dir) / recipe.name, header, rows, force)
+    if write and len(plans) > 1 and run.rows:
+        run.written += write_summary(Path(out_dir), header, run.rows, force)
+    run.errors = list(errors)
+    return run
+
+
+def profile_ops(run: BenchRun) -> list[dict]:
+    """onnxruntime's per-operator times (op_profile.py) for every onnxruntime row of ``run`` that ran, at the row's
+    shape and threads: ``{"recipe", "target", "case", "ops": [OpTime, ...]}`` each, slowest op first."""
+    profiles = []
+    for row in run.rows:
+        if row.status != "ok" or not row.backend.startswith("ort-"):  # torch/TensorRT have their own profilers
+            continue
+        recipe = run.recipes[row.recipe]
+        feed = recipe.make_inputs(ShapeCase(row.case, row.shape))
+        artifact = Artifact.open(run.out_dir / row.recipe)
+        result = profile_ort(artifact.path(row.file), feed, run.header["settings"]["threads"])
+        profiles.append({"recipe": row.recipe, "target": row.target, "case": row.case, "ops": result["ops"]})
+    return profiles
 
 
 def report_header(settings: BenchSettings) -> dict:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from ..errors import DeployKitError, RecipeErrors
+from ..errors import DeployKitError
 from .common import (console, echo_json, force_option, json_option, module_option, out_option, recipes_option,
                      select_recipes, spinner, trust_option)
 
@@ -58,51 +56,26 @@ def command(names, all_, backends_text, shapes, batch_text, warmup, iters, round
       deploykit bench composite --backends ort-cpu,ort-cpu/int8 --batch 1,2,4
       deploykit bench msaf --shape H=32,W=32 --shape H=64,W=64 --iters 100 --json
     """
-    from ..bench import BenchSettings, bench_cases, bench_recipe, parse_batches, parse_targets, report_header, summarize
-    from ..bench.outputs import document, write_recipe_results, write_summary
+    from ..bench import BenchSettings, bench, parse_batches, parse_targets
 
     targets = parse_targets(backends_text)
     batches = parse_batches(batch_text)
     recipes = select_recipes(names, all_, recipe_dir, module, out_dir=out_dir, trust_code=trust_code)
-    plans = [(recipe, bench_cases(recipe, list(shapes), batches)) for recipe in recipes]  # all errors before any run
     settings = BenchSettings(warmup=warmup, iters=iters, rounds=rounds, threads=threads, isolated=not in_process)
-    header = report_header(settings)
-    rows, errors, written = [], RecipeErrors(len(plans)), []
     status = spinner("bench", not as_json)
     with status:
-        for recipe, cases in plans:
-            recipe_rows = errors.attempt(recipe.name, lambda: bench_recipe(recipe, out_dir, targets, cases, settings,
-                                                                           on_step=status.update))
-            if recipe_rows is None:
-                continue
-            rows.extend(recipe_rows)
-            if not no_write:
-                written += write_recipe_results(Path(out_dir) / recipe.name, header, recipe_rows, force)
-        if not no_write and len(plans) > 1 and rows:
-            written += write_summary(Path(out_dir), header, rows, force)
-    data = document(header, rows)
-    data["summary"] = summarize(data["results"])
-    if errors:
-        data["errors"] = errors
+        run = bench(recipes, out_dir, targets, shapes=shapes, batches=batches, settings=settings, write=not no_write,
+                    force=force, on_step=status.update)
+    data = run.to_dict()
     if as_json:
         echo_json(data)
     else:
-        _print(data, written)
+        _print(data, run.written)
         if profile:
-            _print_profiles(data["results"], {r.name: r for r in recipes}, out_dir, threads)
-    if errors:
-        raise SystemExit(2)
-    _check_ran(rows)
-
-
-def _check_ran(rows) -> None:
-    """A run in which a backend failed, or none ran, is not a benchmark: non-zero, with the first reason."""
-    failed = [r for r in rows if r.status == "failed"]
-    if rows and not any(r.status == "ok" for r in rows):
-        first = (failed or rows)[0]
-        raise DeployKitError(f"no backend ran: {first.target}: {first.reason}")
-    if failed:
-        raise DeployKitError(f"{len(failed)} of {len(rows)} runs failed: {failed[0].target}: {failed[0].reason}")
+            _print_profiles(run)
+    if run.problem and not run.errors:
+        raise DeployKitError(run.problem)  # one line (the recipes' errors are in the output already)
+    raise SystemExit(run.exit_code)
 
 
 def _fmt(value, spec=".3f"):
@@ -151,18 +124,10 @@ def _print(data, written):
         out.print("wrote " + ", ".join(str(p) for p in written[:4]) + (f" (+{len(written) - 4} more)" if len(written) > 4 else ""))
 
 
-def _print_profiles(rows, recipes, out_dir, threads):
-    from ..artifact import Artifact
-    from ..bench.op_profile import profile_ort
-    from ..tensors.shapes import ShapeCase
+def _print_profiles(run):
+    from ..bench import profile_ops
 
     out = console()
-    for row in rows:
-        if row["status"] != "ok" or not row["backend"].startswith("ort-"):  # torch/TensorRT have their own profilers
-            continue
-        recipe = recipes[row["recipe"]]  # the recipes selected, from --recipes if given
-        artifact = Artifact.open(Path(out_dir) / row["recipe"])
-        feed = recipe.make_inputs(ShapeCase(row["case"], row["shape"]))
-        result = profile_ort(artifact.path(row["file"]), feed, threads)
-        top = ", ".join(f"{o.op_type} {o.us:.0f}µs ({o.share:.0%})" for o in result["ops"][:6])
-        out.print(f"{row['recipe']} {row['target']} {row['case']}: {top}")
+    for profile in profile_ops(run):
+        top = ", ".join(f"{o.op_type} {o.us:.0f}µs ({o.share:.0%})" for o in profile["ops"][:6])
+        out.print(f"{profile['recipe']} {profile['target']} {profile['case']}: {top}")

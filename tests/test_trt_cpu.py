@@ -19,6 +19,7 @@ from deploykit.cli import main
 from deploykit.errors import DeployKitError
 from deploykit.recipe import find_recipe, load_all
 from deploykit.store.layout import CALIBRATION_CACHE, FP16_MODEL, INT8_MODEL, MODEL
+from deploykit.trt.builder import BuildOptions
 from deploykit.trt.calibrator import load_cache
 from deploykit.trt.compat import check_dims, check_model
 from deploykit.trt.onnx_support import TrtTarget, support_table
@@ -32,7 +33,7 @@ from deploykit.store.transaction import transaction
 from deploykit.store.writer import Step
 from deploykit.trt.sidecar import Sidecar, check_sidecar, read_sidecar, sidecar_path, write_sidecar
 
-from .artifact_cache import shared_out
+from .artifact_cache import artifact_copy, shared_out
 
 TRT10 = TrtTarget("10.15")
 
@@ -424,6 +425,45 @@ def test_build_without_tensorrt_runs_checks_then_exits_3_with_one_line(tmp_path_
     assert "CPU checks against TensorRT 10.15" in result.stdout and "clean" in result.stdout
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: needs TensorRT and an NVIDIA GPU: tensorrt is not importable")
+
+
+def test_build_engines_reports_each_recipes_checks_and_errors_and_builds_nothing_then(tmp_path_factory, tmp_path):
+    """The library call under build-trt: a recipe without an artifact is an error of the run, the others are checked,
+    and with any problem nothing is built, whatever the machine."""
+    from deploykit.trt.build import BuildRun, build_engines
+
+    artifact_copy(tmp_path_factory, "se", tmp_path)  # cbam is not exported in tmp_path
+    recipes = [find_recipe("se"), find_recipe("cbam")]
+    seen = []
+    run = build_engines(recipes, tmp_path, ["fp32", "int8"], on_checked=seen.append)
+    assert isinstance(run, BuildRun) and seen == [run]  # told once, after the checks
+    assert [e["name"] for e in run.errors] == ["cbam"] and "deploykit export cbam" in run.errors[0]["error"]
+    (check,) = run.checks
+    assert check.name == "se" and list(check.plans) == ["fp32"]  # no INT8 model: a problem, not a plan
+    assert [(f.name, f.problem.check) for f in run.findings] == [("se", "precision")]
+    assert run.builds is None and not run.buildable and not run.passed and run.exit_code == 1
+    report = run.to_dict()
+    assert list(report) == ["tensorrt_target", "tensorrt_assumed", "precisions", "machine", "checks", "errors"]
+    assert report["precisions"] == ["fp32", "int8"] and report["checks"][0]["problems"][0]["check"] == "precision"
+
+    clean = build_engines(recipes[:1], tmp_path, dry_run=True)
+    assert clean.precisions == ["fp32"] and clean.checks[0].clean and clean.passed and clean.exit_code == 0
+    with pytest.raises(DeployKitError, match="--opt-level must be 0..5"):
+        build_engines(recipes[:1], tmp_path, options=BuildOptions(opt_level=9))
+    with pytest.raises(DeployKitError, match="no artifact in"):  # one recipe: its error is raised
+        build_engines(recipes[1:], tmp_path, dry_run=True)
+
+
+@pytest.mark.skipif(probe().ok, reason="this machine can build TensorRT engines")
+def test_build_engines_without_a_gpu_checks_and_says_what_is_missing(tmp_path_factory, tmp_path):
+    from deploykit.trt.build import EXIT_NO_TENSORRT, build_engines
+
+    artifact_copy(tmp_path_factory, "se", tmp_path)
+    run = build_engines([find_recipe("se")], tmp_path)
+    assert run.checks[0].clean and not run.findings and not run.errors
+    assert run.builds is None and not run.buildable and run.exit_code == EXIT_NO_TENSORRT
+    assert run.machine.missing.startswith("needs TensorRT and an NVIDIA GPU")
+    assert run.to_dict()["machine"]["ok"] is False and "builds" not in run.to_dict()
 
 
 @needs_no_trt

@@ -6,12 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import DeployKitError
 from .common import (console, echo_json, force_option, json_option, module_option, out_option, recipes_option,
                      select_recipes, trust_option)
-
-EXIT_PROBLEMS = 1     # CPU checks found problems, or an engine failed its parity check
-EXIT_NO_TENSORRT = 3  # the checks passed but this machine cannot build (no TensorRT / no GPU)
 
 
 @click.command("build-trt")
@@ -59,93 +55,70 @@ def command(ctx, names, all_, fp32, fp16, int8, int8_source, workspace, timing_c
       deploykit build-trt composite --fp16 --int8 --workspace 4 --timing-cache trt.cache
       deploykit build-trt fpn --fp32 --fp16 --opt-level 5 --json
     """
-    from ..trt.build import preflight_all
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from ..trt.build import build_engines
     from ..trt.builder import BuildOptions
-    from ..trt.onnx_support import TrtTarget, check_target, default_target
-    from ..trt.probe import probe
 
     precisions = [p for p, on in (("fp32", fp32), ("fp16", fp16), ("int8", int8)) if on] or ["fp32"]
     options = BuildOptions(workspace, timing_cache, opt_level, force)
     options.check()
     recipes = select_recipes(names, all_, recipe_dir, module, out_dir=out_dir, trust_code=trust_code)
-    machine = probe()
-    target = TrtTarget(trt_version) if trt_version else default_target(machine.tensorrt_version)
-    check_target(target)
-    if trt_version and machine.ok and not dry_run and target.parts[:2] != TrtTarget(machine.tensorrt_version).parts[:2]:
-        raise DeployKitError(f"--trt-version {trt_version} but TensorRT {machine.tensorrt_version} is installed; "
-                             "engines are built by the installed TensorRT (drop --trt-version)")
-
     out = console()
-    preflights, errors = preflight_all(recipes, out_dir, precisions, target, int8_source)
-    findings = [f for _, _, p in preflights for f in p.findings]
-    report = {"tensorrt_target": target.version, "tensorrt_assumed": target.assumed, "precisions": precisions,
-              "machine": machine.as_dict(), "checks": [p.as_dict() for _, _, p in preflights], "errors": errors}
-    if not as_json:
-        _print_checks(out, preflights, errors, target)
-    if dry_run or findings or errors:
-        if as_json:
-            echo_json(report)
-        elif not dry_run:
-            out.print("[red]nothing was built: fix the problems above first[/red]")
-        if not dry_run and not machine.ok:
-            click.echo(f"error: {machine.missing}", err=True)
-        ctx.exit(EXIT_PROBLEMS if findings or errors else 0)
-    if not machine.ok:
-        if as_json:
-            echo_json(report)
-        click.echo(f"error: {machine.missing}", err=True)
-        ctx.exit(EXIT_NO_TENSORRT)
-
-    builds, checks = _build_all(preflights, options, machine, no_check, as_json)
-    report.update(builds=builds, engine_checks=checks)
-    if as_json:
-        echo_json(report)
-    else:
-        _print_builds(out, builds, checks)
-    failed = [b for b in builds if b.get("error")] + [c for c in checks if not c.get("passed")]
-    ctx.exit(EXIT_PROBLEMS if failed else 0)
-
-
-def _build_all(preflights, options, machine, no_check, quiet):
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from ..trt.build import build_all
-
+    # the builds' progress on stderr, from when the checks are printed until the last engine is checked
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                        console=console(stderr=True), transient=True, disable=quiet)
-    with progress:
-        task = progress.add_task("build-trt")
+                        console=console(stderr=True), transient=True, disable=as_json)
+    task = progress.add_task("build-trt")
 
-        def on_plan(name, precision, plan):
-            if not quiet:
-                progress.console.print(f"{name} {precision}: {plan.description}")
+    def on_checked(run):
+        if not as_json:
+            _print_checks(out, run)
+        if run.buildable:
+            progress.start()
 
-        return build_all(preflights, options, machine, check=not no_check, on_plan=on_plan,
-                         on_step=lambda message: progress.update(task, description=message))
+    def on_plan(name, precision, plan):
+        if not as_json:
+            progress.console.print(f"{name} {precision}: {plan.description}")
+
+    try:
+        run = build_engines(recipes, out_dir, precisions, options, trt_version=trt_version, int8_source=int8_source,
+                            dry_run=dry_run, check=not no_check, on_checked=on_checked, on_plan=on_plan,
+                            on_step=lambda message: progress.update(task, description=message))
+    finally:
+        if progress.live.is_started:  # (stopping one never started prints a blank line)
+            progress.stop()
+    if as_json:
+        echo_json(run.to_dict())
+    elif run.builds is not None:
+        _print_builds(out, run.builds, run.engine_checks)
+    elif not dry_run and (run.findings or run.errors):
+        out.print("[red]nothing was built: fix the problems above first[/red]")
+    if not dry_run and not run.machine.ok:
+        click.echo(f"error: {run.machine.missing}", err=True)
+    ctx.exit(run.exit_code)
 
 
-def _print_checks(out, preflights, errors, target):
+def _print_checks(out, run):
     from rich.table import Table
 
-    findings = [f for _, _, p in preflights for f in p.findings]
-    out.print(f"CPU checks against {target.describe()}")
-    if findings:
+    out.print(f"CPU checks against {run.target.describe()}")
+    if run.findings:
         table = Table(title="problems found before the build", show_lines=True)
         for col in ("recipe", "file", "where", "check", "problem", "what to do"):
             table.add_column(col, overflow="fold")
-        for f in findings:
+        for f in run.findings:
             p = f.problem
             table.add_row(f.name, f.file, p.where, p.check, p.message, p.fix)
         out.print(table)
     table = Table(title="build-trt plan")
     for col in ("recipe", "checks", "precision paths", "profile (min/opt/max)"):
         table.add_column(col, overflow="fold")
-    for recipe, _, pre in preflights:
+    for pre in run.checks:
         status = "[green]clean[/green]" if pre.clean else f"[red]{len(pre.findings)} problem(s)[/red]"
         paths = "\n".join(f"{p}: {plan.path}" for p, plan in pre.plans.items()) or "-"
-        table.add_row(recipe.name, status, paths, pre.profile.describe())
+        table.add_row(pre.name, status, paths, pre.profile.describe())
     out.print(table)
-    for e in errors:
+    for e in run.errors:
         out.print(f"[red]{e['name']}: {e['error']}[/red]")
 
 

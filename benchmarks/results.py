@@ -64,16 +64,16 @@ def _cached(folder: Path, recipe) -> dict | None:
 def prepare(work: Path, recipes) -> tuple[dict, dict]:
     """model.onnx (optimized, the default export; cached), an unoptimized twin for the ablation, and
     `deploykit calibrate` (both INT8 targets + FP16): the export notes and each calibration's report."""
-    from deploykit.export import export_onnx
+    from deploykit.export import ExportOptions, export_onnx
 
     notes, calibrations = {}, {}
     for recipe in recipes:
         manifest = _cached(work, recipe)
         if manifest is None:
             log(f"export {recipe.name}")
-            manifest = export_onnx(recipe, work, force=True).manifest
+            manifest = export_onnx(recipe, work, ExportOptions(force=True)).manifest
         if _cached(work / "_unoptimized", recipe) is None:
-            export_onnx(recipe, work / "_unoptimized", force=True, optimize=False)
+            export_onnx(recipe, work / "_unoptimized", ExportOptions(force=True, optimize=False))
         notes[recipe.name] = manifest["ort_optimization"]
         log(f"calibrate {recipe.name} (synthetic data; load {os.getloadavg()[0]:.2f})")
         started = time.perf_counter()

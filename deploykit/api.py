@@ -16,14 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import DeployKitError
-from .export import ExportResult, export_onnx
+from .export import ExportOptions, ExportResult, export_onnx
 from .export.guards import ANALYSIS_BUDGET_S
 from .recipe.from_module import parse_dims, recipe_for_module
 from .recipe.load import find_recipe, resolve_recipe
 from .reference import DEFAULT_BOUND_MB
 from .store.files import safe_name
 from .structure import CALLS
-from .verify import VerifyRun, verify_artifact
+from .verify import VerifyOptions, VerifyRun, verify_artifact
 
 
 def _inputs(inputs) -> list[tuple[str, list]]:
@@ -76,12 +76,12 @@ def export(model, inputs=None, dims=None, *, name: str | None = None, out: str |
     ``verify(name)`` later needs neither this module nor its code."""
     from torch import nn
 
-    options = dict(opset=opset, exporter=exporter, simplify=simplify, static=static, optimize=optimize, force=force,
-                   analysis_budget=analysis_budget, on_step=on_step, reference_mb=reference_mb)
+    options = ExportOptions(opset=opset, exporter=exporter, simplify=simplify, static=static, optimize=optimize,
+                            force=force, analysis_budget=analysis_budget, reference_mb=reference_mb)
     if isinstance(model, str):
         if inputs is not None or dims is not None:
             raise DeployKitError(f"{model!r} is a recipe: it declares its own inputs and dims")
-        return export_onnx(find_recipe(model), out, **options)
+        return export_onnx(find_recipe(model), out, options, on_step=on_step)
     if not isinstance(model, nn.Module):
         raise DeployKitError(f"export takes an nn.Module (or a zoo recipe's name), got {type(model).__name__}")
     if call not in CALLS:
@@ -90,7 +90,7 @@ def export(model, inputs=None, dims=None, *, name: str | None = None, out: str |
     name = safe_name(name or type(model).__name__.lower(), "name")
     recipe = recipe_for_module(model, {"in_memory": type(model).__name__}, parsed_inputs, _dims(dims), {}, name,
                                out, call)
-    return export_onnx(recipe, out, model=model, **options)
+    return export_onnx(recipe, out, options, model=model, on_step=on_step)
 
 
 def verify(artifact: str | Path, *, model=None, out: str | Path = "artifacts", backend: str = "ort-cpu",
@@ -112,5 +112,6 @@ def verify(artifact: str | Path, *, model=None, out: str | Path = "artifacts", b
         if unknown:
             raise DeployKitError(f"shape {shape}: {unknown[0]!r} is not a symbol of {recipe.name} ({', '.join(opt)})")
         extra.append(dict(shape))
-    return verify_artifact(recipe, out, backend=backend, precision=precision, extra_shapes=extra, seed=seed,
-                           samples=samples, write=write, force=force, model=model)
+    options = VerifyOptions(backend=backend, precision=precision, extra_shapes=extra, seed=seed, samples=samples,
+                            write=write, force=force)
+    return verify_artifact(recipe, out, options, model=model)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from deploykit.export import ExportResult, export_onnx
+from deploykit.export import ExportOptions, ExportResult, export_onnx
 from deploykit.recipe import find_recipe, recipe_names
 
 from .conftest import RECIPES
@@ -39,7 +39,7 @@ def export_result(tmp_path_factory, name: str) -> ExportResult:
     key = (str(tmp_path_factory.getbasetemp()), name)
     if key not in _RESULTS:
         _RESULTS[key] = export_onnx(find_recipe(name, RECIPES), shared_root(tmp_path_factory),
-                                    reference_mb=SHARED_REFERENCE_MB)
+                                    ExportOptions(reference_mb=SHARED_REFERENCE_MB))
     return _RESULTS[key]
 
 

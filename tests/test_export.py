@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from deploykit.artifact import Artifact
 from deploykit.cli import main
 from deploykit.errors import DeployKitError, ExportRefused, UserCodeError
-from deploykit.export import export_onnx
+from deploykit.export import ExportOptions, export_onnx
 from deploykit.export.checks import check_dynamic_axes
 from deploykit.recipe import find_recipe, load_recipe
 from deploykit.store.files import sha256_file
@@ -58,14 +58,14 @@ def test_export_is_byte_for_byte_reproducible(tmp_path):
 def test_baked_adaptive_pooling_is_refused_not_written(tmp_path):
     recipe = find_recipe("msaf", RECIPES)
     with pytest.raises(ExportRefused, match="shape-dependent"):
-        export_onnx(recipe, tmp_path, exporter="dynamo", rewrites=False)
+        export_onnx(recipe, tmp_path, ExportOptions(exporter="dynamo", rewrites=False))
     assert not (tmp_path / "msaf" / MODEL).exists()
     assert not (tmp_path / "msaf" / MANIFEST).exists()
 
 
 def test_torchscript_without_rewrites_refuses_adaptive_pooling(tmp_path):
     with pytest.raises(ExportRefused, match="torchscript"):
-        export_onnx(find_recipe("coordatt", RECIPES), tmp_path, exporter="torchscript", rewrites=False)
+        export_onnx(find_recipe("coordatt", RECIPES), tmp_path, ExportOptions(exporter="torchscript", rewrites=False))
 
 
 def test_dynamic_axis_that_comes_out_static_is_refused_with_the_axis(tmp_path):
@@ -73,7 +73,7 @@ def test_dynamic_axis_that_comes_out_static_is_refused_with_the_axis(tmp_path):
     # dynamo would write T as 12 (its Linear fixes it): the range analysis refuses before it does
     with pytest.raises(ExportRefused, match=r"specialised to its example shape: it holds only where `T == 12` "
                                             r"\(recorded inside torch.*a Linear's weights over the axis.*\), false at T=\d+ \(declared\)"):
-        export_onnx(recipe, tmp_path / "out", exporter="dynamo")
+        export_onnx(recipe, tmp_path / "out", ExportOptions(exporter="dynamo"))
     # and an ONNX whose declared-dynamic axis is a number is refused by the dims check, whoever wrote it
     static = onnx.helper.make_model(onnx.helper.make_graph(
         [onnx.helper.make_node("Identity", ["x"], ["y"])], "g",
@@ -83,7 +83,7 @@ def test_dynamic_axis_that_comes_out_static_is_refused_with_the_axis(tmp_path):
         check_dynamic_axes(static, recipe)
     # TorchScript keeps T symbolic, but the PyTorch module itself cannot run at another T: the user's error, one line
     with pytest.raises(UserCodeError, match=r"the PyTorch module at B=\d+ T=\d+ raised RuntimeError: .* at .*user_modules\.py:\d+"):
-        export_onnx(recipe, tmp_path / "out", exporter="torchscript")
+        export_onnx(recipe, tmp_path / "out", ExportOptions(exporter="torchscript"))
     assert not (tmp_path / "out" / "time_mix" / MODEL).exists()
 
 
@@ -104,8 +104,23 @@ def test_foreign_file_is_not_overwritten_without_force(tmp_path):
     with pytest.raises(DeployKitError, match="was not written by deploykit; pass --force"):
         export_onnx(find_recipe("cbam", RECIPES), tmp_path)
     assert (folder / MODEL).read_bytes() == b"the user's own model"
-    export_onnx(find_recipe("cbam", RECIPES), tmp_path, force=True)
+    export_onnx(find_recipe("cbam", RECIPES), tmp_path, ExportOptions(force=True))
     Artifact.open(folder).check_files()
+
+
+def test_export_options_are_checked_before_anything_is_written(tmp_path):
+    recipe = find_recipe("se", RECIPES)
+    assert ExportOptions().opset_for(recipe) == recipe.opset == 17 and ExportOptions(opset=13).opset_for(recipe) == 13
+    ExportOptions(opset=23, exporter="dynamo").check(recipe)
+    with pytest.raises(DeployKitError, match=r"^--exporter must be one of auto, torchscript, dynamo, got 'onnx'$"):
+        ExportOptions(exporter="onnx").check()
+    with pytest.raises(DeployKitError, match=r"^opset 12 is not supported \(use 13..23\)$"):
+        ExportOptions(opset=12).check()
+    with pytest.raises(DeployKitError, match=r"^opset 24 is not supported \(use 13..23; the recipe's default is 17\)$"):
+        export_onnx(recipe, tmp_path, ExportOptions(opset=24))
+    assert not (tmp_path / "se").exists()
+    with pytest.raises(AttributeError):  # frozen: one value for every recipe of a run
+        ExportOptions().opset = 18
 
 
 @pytest.mark.slow

@@ -140,12 +140,12 @@ def test_calibrate_target_ort_records_policy_accuracy_speed_and_warns_when_not_f
 
 def test_verify_and_runtime_run_the_onnxruntime_file_as_written(cbam_ort):
     from deploykit import runtime
-    from deploykit.verify import verify_artifact
+    from deploykit.verify import VerifyOptions, verify_artifact
 
     recipe, out, _ = cbam_ort
-    run = verify_artifact(recipe, out, precision="int8", write=False)
+    run = verify_artifact(recipe, out, VerifyOptions(precision="int8", write=False))
     assert run.passed and run.model_file.endswith(INT8_ORT_MODEL)
     with runtime.load(out / "cbam", "ort-cpu", precision="int8") as session:
         assert session.runner.model == out / "cbam" / INT8_ORT_MODEL
     with pytest.raises(Exception, match=r"no model\.int8\.onnx; make it with `deploykit calibrate cbam --target trt`"):
-        verify_artifact(recipe, out, backend="ref", precision="int8", write=False)
+        verify_artifact(recipe, out, VerifyOptions(backend="ref", precision="int8", write=False))

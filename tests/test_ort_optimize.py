@@ -6,7 +6,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from deploykit.export import export_onnx
+from deploykit.export import ExportOptions, export_onnx
 from deploykit.export.optimize import optimize_for_ort
 from deploykit.recipe import find_recipe
 
@@ -23,7 +23,7 @@ def _session(model: onnx.ModelProto):
 ])
 def test_optimized_model_is_the_same_function_with_fewer_nodes(tmp_path, name, folded):
     recipe = find_recipe(name, RECIPES)
-    result = export_onnx(recipe, tmp_path, optimize=False)
+    result = export_onnx(recipe, tmp_path, ExportOptions(optimize=False))
     original = onnx.load(str(result.path))
     optimized, notes = optimize_for_ort(original, recipe)
     assert any(n.startswith(folded) for n in notes), notes

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from deploykit.errors import ExportRefused
-from deploykit.export import export_onnx
+from deploykit.export import ExportOptions, export_onnx
 from deploykit.parity.metrics import compare_output
 from deploykit.recipe.load import recipe_from_bytes
 from deploykit.tensors.shapes import sweep
@@ -124,11 +124,11 @@ def test_fresh_noise_in_forward_is_refused_naming_the_op(tmp_path):
 
 
 def test_an_in_place_input_change_is_verified_exactly(tmp_path):
-    from deploykit.verify import verify_artifact
+    from deploykit.verify import VerifyOptions, verify_artifact
 
     recipe = _recipe(tmp_path, "InPlaceInput", modules.STEPPED)
     result = export_onnx(recipe, tmp_path / "out")
-    report = verify_artifact(recipe, tmp_path / "out", write=False)
+    report = verify_artifact(recipe, tmp_path / "out", VerifyOptions(write=False))
     worst = max(c.max_abs for c in report.cases)
     assert report.passed and worst <= 1e-5, worst
     module = modules.InPlaceInput()
@@ -198,13 +198,13 @@ _TRUST = ("--module", "projnet:make")  # a later process runs the code an artifa
 
 
 def test_a_range_torch_export_cannot_analyse_is_said_sampled_and_verify_covers_every_value(tmp_path):
-    from deploykit.verify import verify_artifact
+    from deploykit.verify import VerifyOptions, verify_artifact
 
     recipe = _recipe(tmp_path, "NotExportable", {"B": "1:2:3", "H": "16:32:64/8", "W": "8:16:20"})
     result = export_onnx(recipe, tmp_path / "out")
     analysis = result.manifest["checks"]["specialisation"]["range"]
     assert analysis["status"] == "sampled" and "range sampled, not proved" in analysis["detail"]
-    run = verify_artifact(recipe, tmp_path / "out", write=False)
+    run = verify_artifact(recipe, tmp_path / "out", VerifyOptions(write=False))
     covered = {name: {c.shape[name] for c in run.cases} for name in ("B", "H", "W")}
     assert covered == {"B": {1, 2, 3}, "H": set(range(16, 65, 8)), "W": set(range(8, 21))}
     assert run.passed and run.coverage.startswith("range sampled, not proved")
@@ -216,10 +216,10 @@ def test_past_the_analysis_budget_the_range_is_sampled_and_every_declared_value_
     message = None
     recipe = _recipe(tmp_path, "EqStepped", modules.STEPPED)
     with pytest.raises(ExportRefused) as refused:
-        export_onnx(recipe, tmp_path / "out", analysis_budget=1e-3)
+        export_onnx(recipe, tmp_path / "out", ExportOptions(analysis_budget=1e-3))
     message = str(refused.value)
     assert "H=40" in message and "range could not be proved" in message and "did not finish within" in message
     fine = _recipe(tmp_path, "GuardTrueEverywhere", modules.STEPPED)
-    analysis = export_onnx(fine, tmp_path / "out", analysis_budget=1e-3).manifest["checks"]["specialisation"]["range"]
+    analysis = export_onnx(fine, tmp_path / "out", ExportOptions(analysis_budget=1e-3)).manifest["checks"]["specialisation"]["range"]
     assert analysis["status"] == "sampled" and "did not finish within 0.001 s" in analysis["detail"]
     assert {p["H"] for p in analysis["checked_points"] if p["H"] != 32} == {16, 24, 40, 48, 56, 64}

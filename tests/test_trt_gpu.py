@@ -168,7 +168,7 @@ def test_cli_builds_checks_and_reports(machine, trt_artifacts):
 @pytest.mark.parametrize("backend", ["trt", "ort-cuda", "ort-trt"])
 def test_verify_harness_gpu_backends(machine, trt_artifacts, backend):
     """`deploykit verify --backend trt` runs TrtRunner; onnxruntime's CUDA/TensorRT providers are the second path."""
-    from deploykit.verify import verify_artifact
+    from deploykit.verify import VerifyOptions, verify_artifact
 
     recipe = find_recipe("composite")
     if backend != "trt":
@@ -185,5 +185,5 @@ def test_verify_harness_gpu_backends(machine, trt_artifacts, backend):
             pytest.skip(reason)
     if backend == "trt":
         _build(machine, trt_artifacts, "composite", "fp32")
-    run = verify_artifact(recipe, trt_artifacts, backend=backend, precision="fp32", write=False)
+    run = verify_artifact(recipe, trt_artifacts, VerifyOptions(backend=backend, precision="fp32", write=False))
     assert run.passed, [(c.label, c.error, [m.failures for m in c.outputs]) for c in run.cases if not c.passed]

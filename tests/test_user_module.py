@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from deploykit.errors import ExportRefused, UserCodeError
-from deploykit.export import export_onnx
+from deploykit.export import ExportOptions, export_onnx
 from deploykit.parity.metrics import compare_output
 from deploykit.recipe import Tolerance, recipe_from_bytes
 
@@ -237,7 +237,7 @@ def test_a_specialising_trace_is_refused_with_its_source_line(tmp_path, name):
     exporters = ["auto", "dynamo"] if name == "ReshapeToBatch2" else ["auto"]
     for exporter in exporters:
         with pytest.raises(ExportRefused) as refused:
-            export_onnx(recipe, tmp_path / "out", exporter=exporter)
+            export_onnx(recipe, tmp_path / "out", ExportOptions(exporter=exporter))
         message = str(refused.value)
         assert "\n" not in message
         lines = {site(name), site(name) + 1}  # a loop is named at its body's first line
@@ -338,20 +338,20 @@ def _planted(tmp_path, name):
 
 
 def test_verify_diagnoses_a_data_dependent_model_as_data_dependent(tmp_path):
-    from deploykit.verify import verify_onnx
+    from deploykit.verify import VerifyOptions, verify_onnx
 
     path, recipe = _planted(tmp_path, "DataBranch")  # traced with mean > 0: wrong whenever the mean is negative
-    run = verify_onnx(path, recipe, write=False)
+    run = verify_onnx(path, recipe, VerifyOptions(write=False))
     assert not run.passed
     assert any(note.startswith("data-dependent: at ") for note in run.diagnosis), run.diagnosis
     assert not any(note.startswith("shape-dependent") for note in run.diagnosis), run.diagnosis
 
 
 def test_verify_diagnoses_a_shape_dependent_model_as_shape_dependent(tmp_path):
-    from deploykit.verify import verify_onnx
+    from deploykit.verify import VerifyOptions, verify_onnx
 
     path, recipe = _planted(tmp_path, "Threshold")  # traced at W=16: sigmoid, where PyTorch uses tanh above 48
-    run = verify_onnx(path, recipe, write=False, seed=1)
+    run = verify_onnx(path, recipe, VerifyOptions(write=False, seed=1))
     assert not run.passed
     assert any(note.startswith("not data-dependent") for note in run.diagnosis), run.diagnosis
     assert any(note.startswith("shape-dependent export bug") for note in run.diagnosis), run.diagnosis

@@ -17,7 +17,7 @@ from deploykit.export.exporters import example_case, export_dynamo, export_torch
 from deploykit.recipe import find_recipe, load_recipe
 from deploykit.runners.ort_runner import OrtRunner
 from deploykit.runners.ref_runner import ReferenceRunner
-from deploykit.verify import verify_artifact, verify_onnx
+from deploykit.verify import VerifyOptions, verify_artifact, verify_onnx
 from deploykit.export.weights import seeded_model
 
 from .conftest import RECIPES, recipe_names
@@ -55,7 +55,7 @@ def _plant(tmp_path, name, exporter, dynamic=True):
 @pytest.mark.slow
 def test_baked_pooling_passes_at_export_shape_and_is_caught_elsewhere(tmp_path):
     recipe, path, checkpoint = _plant(tmp_path, "msaf", export_dynamo)  # no rewrites: the pool is baked
-    run = verify_onnx(path, recipe, checkpoint)
+    run = verify_onnx(path, recipe, checkpoint=checkpoint)
     results = {c.label: c.passed for c in run.cases}
     assert results["opt"] is True and not run.passed
     assert sum(not ok for ok in results.values()) >= 3
@@ -67,7 +67,7 @@ def test_baked_pooling_passes_at_export_shape_and_is_caught_elsewhere(tmp_path):
 
 def test_static_axis_fed_an_allowed_shape_is_reported_with_the_axis(tmp_path):
     recipe, path, checkpoint = _plant(tmp_path, "cbam", export_torchscript, dynamic=False)
-    run = verify_onnx(path, recipe, checkpoint)
+    run = verify_onnx(path, recipe, checkpoint=checkpoint)
     assert not run.passed
     errors = [c.error for c in run.cases if c.error]
     assert errors and "axis 2 is" in errors[-1] and "static axes" in errors[-1]
@@ -126,8 +126,24 @@ def test_reference_evaluator_agrees_with_onnxruntime(tmp_path):
     with OrtRunner(result.path) as ort_runner, ReferenceRunner(result.path) as ref_runner:
         a, b = ort_runner.infer(feed)["y"], ref_runner.infer(feed)["y"]
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    run = verify_artifact(find_recipe("se", RECIPES), tmp_path, backend="ref", write=False)
+    run = verify_artifact(find_recipe("se", RECIPES), tmp_path, VerifyOptions(backend="ref", write=False))
     assert run.passed and 1 <= len(run.cases) <= 3
+
+
+def test_verify_options_are_checked_before_the_artifact_is_read(tmp_path):
+    options = VerifyOptions(extra_shapes=[{"H": 37}], samples=2, seed=3)
+    assert options.extra_shapes == ({"H": 37},) and options.backend == "ort-cpu" and options.write
+    options.check()
+    for bad, message in ((VerifyOptions(backend="torch"), "--backend must be one of ort-cpu, ort-cuda, ort-trt, ref, trt"),
+                         (VerifyOptions(precision="int4"), "precision must be one of fp32, fp16, int8, got 'int4'"),
+                         (VerifyOptions(samples=-1), "--samples must be 0 or more")):
+        with pytest.raises(DeployKitError, match=message):  # the folder holds no artifact: the options speak first
+            verify_artifact(find_recipe("se", RECIPES), tmp_path, bad)
+    export_onnx(find_recipe("se", RECIPES), tmp_path)
+    run = verify_artifact(find_recipe("se", RECIPES), tmp_path, VerifyOptions(extra_shapes=[{"H": 37, "W": 9}],
+                                                                             seed=3, write=False))
+    assert run.passed and run.seed == 3 and {"B": 2, "H": 37, "W": 9} in [c.shape for c in run.cases]
+    assert not (tmp_path / "se" / "verify.json").exists()  # write=False
 
 
 def test_metrics_against_hand_computed_values():

@@ -9,7 +9,7 @@ import click
 from ..errors import DeployKitError, RecipeErrors
 from ..export.guards import ANALYSIS_BUDGET_S
 from ..reference import DEFAULT_BOUND_MB
-from ..export import EXPORTER_CHOICES, export_onnx
+from ..export import EXPORTER_CHOICES, ExportOptions, export_onnx
 from ..structure import CALLS
 from .common import (console, echo_json, force_option, forward_timeout_option, json_option, out_option, recipes_option,
                      select_recipes)
@@ -92,6 +92,10 @@ def command(names, all_, module, inputs, dims, args_json, name, call, recipe_pat
         raise DeployKitError("--checkpoint needs exactly one recipe")
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    options = ExportOptions(opset=opset, exporter=exporter, simplify=not no_simplify, static=static,
+                            rewrites=not no_rewrites, optimize=not no_optimize, force=force, checkpoint=checkpoint,
+                            analysis_budget=analysis_budget or None, reference_mb=reference_mb)
+
     results, failures = [], RecipeErrors(len(recipes))
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                         TimeElapsedColumn(), console=console(stderr=True), transient=True, disable=as_json)
@@ -101,10 +105,9 @@ def command(names, all_, module, inputs, dims, args_json, name, call, recipe_pat
             def on_step(message, name=recipe.name):
                 progress.update(task, description=f"{name}: {message}")
 
-            result = failures.attempt(recipe.name, lambda: export_onnx(
-                recipe, out_dir, opset=opset, exporter=exporter, simplify=not no_simplify, static=static,
-                rewrites=not no_rewrites, optimize=not no_optimize, force=force, checkpoint=checkpoint, on_step=on_step,
-                analysis_budget=analysis_budget or None, model=model, reference_mb=reference_mb))
+            # each recipe checks the options against itself (the opset), so one that cannot take them is one failure
+            result = failures.attempt(recipe.name, lambda: export_onnx(recipe, out_dir, options, model=model,
+                                                                       on_step=on_step))
             if result is not None:
                 results.append(result.summary())
             progress.advance(task)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -9,7 +10,7 @@ import click
 from ..errors import DeployKitError, RecipeErrors
 from ..recipe import PRECISIONS
 from ..tensors.shapes import parse_shape_option
-from ..verify import BACKENDS, verify_artifact, verify_onnx
+from ..verify import BACKENDS, VerifyOptions, verify_artifact, verify_onnx
 from .common import (console, echo_json, force_option, forward_timeout_option, json_option, out_option, recipes_option,
                      select_recipes, spinner, trust_option)
 
@@ -74,19 +75,20 @@ def command(names, all_, backend, precision, shapes, out_dir, samples, seed, onn
     if onnx_path is None and checkpoint is not None:
         raise DeployKitError("--checkpoint goes with --onnx: an artifact holds its own weights (weights.pt)")
     recipes = select_recipes(names, all_, recipe_dir, module, recipe_path, out_dir, trust_code)
+    base = VerifyOptions(backend=backend, precision=precision, seed=seed, samples=samples, force=force)
     runs, missing = [], RecipeErrors(len(recipes))
     for recipe in recipes:
-        extra = [_parse_shape(s, recipe) for s in shapes]
+        options = replace(base, extra_shapes=[_parse_shape(s, recipe) for s in shapes])  # the recipe's symbols
         status = spinner(f"verifying {recipe.name}", not as_json)
         with status:
             def on_case(case, name=recipe.name):
                 if not as_json:
                     status.update(f"verifying {name} at {case.describe()}")
 
-            options = dict(backend=backend, precision=precision, extra_shapes=extra, seed=seed, samples=samples,
-                           on_case=on_case, force=force)
-            run = missing.attempt(recipe.name, lambda: verify_onnx(onnx_path, recipe, checkpoint, **options)
-                                  if onnx_path is not None else verify_artifact(recipe, out_dir, **options))
+            run = missing.attempt(recipe.name, lambda: verify_onnx(onnx_path, recipe, options, checkpoint=checkpoint,
+                                                                   on_case=on_case)
+                                  if onnx_path is not None else verify_artifact(recipe, out_dir, options,
+                                                                                on_case=on_case))
             if run is None:
                 continue
         runs.append(run)

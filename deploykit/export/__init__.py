@@ -29,7 +29,7 @@ from ..environment import versions
 from ..errors import DeployKitError, ExportRefused, UserCodeError, first_line
 from ..onnx_graph import dims_of, opset_of
 from ..parity import compare_runners, inputs_for
-from ..reference import DEFAULT_BOUND_MB, record_at_verify_shapes
+from ..reference import record_at_verify_shapes
 from ..runners.torch_runner import FlatIO, TorchRunner
 from ..store.layout import BUFFERS, LOG, MODEL, RECIPE, REFERENCE, WEIGHTS
 from ..store.manifest import MANIFEST_FORMAT
@@ -40,13 +40,14 @@ from .checks import ReferenceCheck, check_onnx_model, require_repeatable, stamp_
 from .exporters import EXPORTERS, example_case
 from .guards import ANALYSIS_BUDGET_S, start_range_analysis
 from .log import ExportLog
+from .options import EXPORTER_CHOICES, ExportOptions
 from .optimize import optimize_for_ort
 from .rewrites import apply_rewrites
 from .simplify import SIMPLIFIERS
 from .specialise import SpecialisationCheck, check_trace
 from .weights import describe_weights, reference_module
 
-EXPORTER_CHOICES = ("auto", "torchscript", "dynamo")
+__all__ = ["EXPORTER_CHOICES", "ExportOptions", "ExportResult", "export_onnx"]
 
 
 @dataclass
@@ -90,24 +91,19 @@ def _prove_rewrites(original, rewritten, recipe, cases) -> None:
                             f"{bad.failures[0]} (a deploykit bug: please report it)")
 
 
-def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None = None, exporter: str = "auto",
-                simplify: bool = True, static: bool = False, rewrites: bool = True, force: bool = False,
-                checkpoint: str | Path | None = None, seed: int = 0, on_step=None,
-                optimize: bool = True, analysis_budget: float | None = ANALYSIS_BUDGET_S,
-                model: torch.nn.Module | None = None, reference_mb: float = DEFAULT_BOUND_MB) -> ExportResult:
-    """Export ``recipe`` into ``out_dir/<recipe.name>/``; raise ExportRefused rather than write a wrong model.
+def export_onnx(recipe, out_dir: str | Path = "artifacts", options: ExportOptions | None = None, *,
+                model: torch.nn.Module | None = None, on_step=None) -> ExportResult:
+    """Export ``recipe`` into ``out_dir/<recipe.name>/`` as ``options`` say (ExportOptions(): the defaults); raise
+    ExportRefused rather than write a wrong model.
 
     ``model``: the user's module, exported as it is (else the recipe builds it: the zoo's seeded weights, or the
-    factory's module). ``reference_mb``: the bound on the PyTorch outputs stored in the artifact (reference.py;
-    0 stores none).
-    ``analysis_budget``: seconds torch.export's range analysis may take (None: no limit); past them the range
-    is recorded as sampled, not proved (guards.py). Whatever happens, ``export.log`` in that folder says what
-    the exporters and checks did."""
-    if exporter not in EXPORTER_CHOICES:
-        raise DeployKitError(f"--exporter must be one of {', '.join(EXPORTER_CHOICES)}, got {exporter!r}")
-    opset = recipe.opset if opset is None else opset
-    if not 13 <= opset <= 23:
-        raise DeployKitError(f"opset {opset} is not supported (use 13..23; the recipe's default is {recipe.opset})")
+    factory's module). ``options.reference_mb``: the bound on the PyTorch outputs stored in the artifact
+    (reference.py; 0 stores none). ``options.analysis_budget``: seconds torch.export's range analysis may take
+    (None: no limit); past them the range is recorded as sampled, not proved (guards.py). Whatever happens,
+    ``export.log`` in that folder says what the exporters and checks did."""
+    options = options or ExportOptions()
+    options.check(recipe)
+    opset, force = options.opset_for(recipe), options.force
     created = not (Path(out_dir) / recipe.name).exists()
     folder = make_root(Path(out_dir) / recipe.name)
     recover(folder)  # finish or discard a write a crash interrupted, before judging what is there
@@ -120,9 +116,7 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
             on_step(message)
 
     try:
-        return _export(recipe, folder, log, step, opset=opset, exporter=exporter, simplify=simplify, static=static,
-                       rewrites=rewrites, checkpoint=checkpoint, seed=seed, optimize=optimize, force=force,
-                       analysis_budget=analysis_budget, model=model, reference_mb=reference_mb)
+        return _export(recipe, folder, log, step, options, opset=opset, model=model)
     except DeployKitError as exc:
         log.failure(exc)
         exc.args = (f"{exc} (details: {log.path})",) if log.write() else exc.args
@@ -137,8 +131,10 @@ def export_onnx(recipe, out_dir: str | Path = "artifacts", *, opset: int | None 
                 folder.rmdir()
 
 
-def _export(recipe, folder: Path, log: ExportLog, step, *, opset, exporter, simplify, static, rewrites, checkpoint,
-            seed, optimize, force, analysis_budget, model=None, reference_mb=DEFAULT_BOUND_MB) -> ExportResult:
+def _export(recipe, folder: Path, log: ExportLog, step, options: ExportOptions, *, opset, model=None) -> ExportResult:
+    exporter, static, seed, checkpoint = options.exporter, options.static, options.seed, options.checkpoint
+    rewrites, simplify, optimize, force = options.rewrites, options.simplify, options.optimize, options.force
+    analysis_budget, reference_mb = options.analysis_budget, options.reference_mb
     started = time.perf_counter()
     step("building the module")
     model, weights = reference_module(recipe, checkpoint, seed, model)

@@ -15,22 +15,25 @@ from ..families import as_exported
 from ..reference import Reference
 from ..store.layout import BUFFERS, WEIGHTS
 from .harness import BACKENDS, VerifyRun, run_parity
+from .options import VerifyOptions
 from .report import check_writable, write_results
 
-__all__ = ["BACKENDS", "VerifyRun", "verify_artifact", "verify_onnx"]
+__all__ = ["BACKENDS", "VerifyOptions", "VerifyRun", "verify_artifact", "verify_onnx"]
 
 
-def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str = "ort-cpu", precision: str = "fp32",
-                    extra_shapes=(), seed: int = 0, samples: int = 0, write: bool = True, on_case=None,
-                    force: bool = False, model=None) -> VerifyRun:
-    """Verify ``out_dir/<recipe>/`` (made by ``deploykit export``) and write verify.json + report.md there.
+def verify_artifact(recipe, out_dir: str | Path = "artifacts", options: VerifyOptions | None = None, *, model=None,
+                    on_case=None) -> VerifyRun:
+    """Verify ``out_dir/<recipe>/`` (made by ``deploykit export``) as ``options`` say (VerifyOptions(): ort-cpu,
+    fp32, the sweep) and write verify.json + report.md there (unless ``options.write`` is False).
 
     PyTorch's side is the artifact's stored reference where it holds the sweep, else the module: ``model`` (its
-    weights must be the artifact's), or the recipe's if deploykit may run its code."""
+    weights must be the artifact's), or the recipe's if deploykit may run its code. ``on_case(case)`` before each
+    shape."""
+    options = options or VerifyOptions()
+    options.check()
+    backend, precision, write, force = options.backend, options.precision, options.write, options.force
     artifact = Artifact.open(Path(out_dir) / recipe.name)
     artifact.check_recipe(recipe)
-    if backend not in BACKENDS:
-        raise DeployKitError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     table = BACKEND_TABLE[backend]
     model_file = table.file(precision)
     if model_file not in artifact.manifest["files"]:
@@ -43,7 +46,7 @@ def verify_artifact(recipe, out_dir: str | Path = "artifacts", *, backend: str =
     manifest = artifact.manifest
     run = run_parity(
         recipe, artifact.path(model_file), artifact.reference(recipe, model), backend=backend, precision=precision,
-        extra_shapes=extra_shapes, seed=seed, samples=samples,
+        extra_shapes=list(options.extra_shapes), seed=options.seed, samples=options.samples,
         static_shape=manifest["export_shape"] if manifest.get("static") else None,
         export_shape=manifest.get("export_shape"), on_case=on_case, range_sampled=range_status(manifest) == "sampled",
     )
@@ -60,14 +63,17 @@ def range_status(manifest: dict) -> str:
     return analysed.get("status", "unknown") if isinstance(analysed, dict) else "unknown"
 
 
-def verify_onnx(onnx_path: str | Path, recipe, checkpoint: str | Path | None = None, *, backend: str = "ort-cpu",
-                precision: str = "fp32", extra_shapes=(), seed: int = 0, samples: int = 0, write: bool = True,
-                on_case=None, force: bool = False) -> VerifyRun:
-    """Verify a user's own ONNX against its module: the recipe's factory, with ``checkpoint`` loaded when given.
+def verify_onnx(onnx_path: str | Path, recipe, options: VerifyOptions | None = None, *,
+                checkpoint: str | Path | None = None, on_case=None) -> VerifyRun:
+    """Verify a user's own ONNX against its module: the recipe's factory, with ``checkpoint`` loaded when given;
+    the results go to ``<onnx stem>.verify/`` beside it (unless ``options.write`` is False).
 
     Without a checkpoint the factory's module is the reference as it is: fine when the factory loads the
     trained weights itself, or the module has none; a factory that initialises randomly on every call
     cannot be the reference of anything, and is refused."""
+    options = options or VerifyOptions()
+    options.check()
+    backend, precision, write, force = options.backend, options.precision, options.write, options.force
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise DeployKitError(f"{onnx_path} does not exist")
@@ -83,8 +89,9 @@ def verify_onnx(onnx_path: str | Path, recipe, checkpoint: str | Path | None = N
         if any(not torch.equal(state[k], again[k]) for k in state):
             raise DeployKitError(f"{recipe.factory or recipe.module} returns different weights on every call "
                                  "(random initialisation): pass --checkpoint with the weights the ONNX was exported from")
-    run = run_parity(recipe, onnx_path, Reference(None, lambda: as_exported(reference)[0]), backend=backend, precision=precision, extra_shapes=extra_shapes,
-                     seed=seed, samples=samples, on_case=on_case)
+    run = run_parity(recipe, onnx_path, Reference(None, lambda: as_exported(reference)[0]), backend=backend,
+                     precision=precision, extra_shapes=list(options.extra_shapes), seed=options.seed,
+                     samples=options.samples, on_case=on_case)
     if write:
         write_results(results, run, force=force)
     return run

@@ -5,36 +5,33 @@ from __future__ import annotations
 import click
 
 from ..errors import DeployKitError
-from .common import (console, echo_json, force_option, json_option, module_option, out_option, recipes_option,
-                     select_recipes, spinner, trust_option)
+from .common import (console, echo_json, force_option, json_option, module_option, out_option, recipe_names_argument,
+                     recipes_option, select_recipes, shape_option, spinner, threads_option, trust_option)
 
 
 @click.command("bench")
-@click.argument("names", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Benchmark every recipe's artifact.")
+@recipe_names_argument("Benchmark every recipe's artifact.")
 @click.option("--backends", "backends_text", default=None, metavar="A,B,...",
               # the names are the backend table's bench column (tests/test_backend_table.py holds them equal; the
               # table is not imported here: it loads torch, and `bench --help` should not)
               help="Comma-separated backends, each optionally /fp16 or /int8: torch, ort-cpu, ort-cuda, ort-trt, ref, "
                    "trt [default: torch,ort-cpu,ort-cpu/int8,ort-cpu/fp16,trt]. Unavailable ones are listed as "
                    "skipped, with why.")
-@click.option("--shape", "shapes", multiple=True, metavar="SYM=N,...",
-              help="Time at this shape instead of the opt shape, e.g. --shape H=64,W=64 (repeatable; "
-                   "unnamed symbols take opt).")
+@shape_option("Time at this shape instead of the opt shape, e.g. --shape H=64,W=64 (repeatable; unnamed symbols "
+              "take opt).")
 @click.option("--batch", "batch_text", default=None, metavar="N,N,...", help="Batch sizes to time, e.g. 1,2,8.")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, help="Untimed calls first.")
 @click.option("--iters", type=click.IntRange(min=1), default=50, show_default=True, help="Timed calls per backend.")
 @click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
               help="Backends take turns this many times (bursts of other load hit all of them alike).")
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Intra-op threads for every backend (torch.set_num_threads, onnxruntime intra_op_num_threads).")
+@threads_option("Intra-op threads for every backend (torch.set_num_threads, onnxruntime intra_op_num_threads).")
 @click.option("--in-process", is_flag=True,
               help="Run every backend in this process: quicker to start, but no peak-memory figure.")
 @click.option("--profile", is_flag=True, help="Also print onnxruntime's per-operator times for the ort backends.")
 @click.option("--no-write", is_flag=True, help="Print only; write no bench.json or plots.")
 @force_option("bench files")
 @out_option
-@module_option
+@module_option()
 @trust_option
 @recipes_option
 @json_option

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import click
 
-from .common import (console, echo_json, force_option, json_option, module_option, out_option, recipes_option,
-                     select_recipes, trust_option)
+from .common import (console, echo_json, force_option, json_option, module_option, out_option, recipe_names_argument,
+                     recipes_option, select_recipes, trt_version_option, trust_option)
 
 
 @click.command("build-trt")
-@click.argument("names", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Every recipe (each needs its artifact from `deploykit export`).")
+@recipe_names_argument("Every recipe (each needs its artifact from `deploykit export`).")
 @click.option("--fp32", is_flag=True, help="Build the FP32 engine (the default when no precision is given).")
 @click.option("--fp16", is_flag=True, help="Build the FP16 engine (TensorRT 10: FP16 flag; 11: model.fp16.onnx).")
 @click.option("--int8", is_flag=True, help="Build the INT8 engine (Q/DQ model.int8.onnx, or calibration.cache on TensorRT 10).")
@@ -22,13 +21,12 @@ from .common import (console, echo_json, force_option, json_option, module_optio
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Timing cache file: read if present, updated after each build.")
 @click.option("--opt-level", type=int, default=None, help="Builder optimization level 0..5 (TensorRT's default: 3).")
-@click.option("--trt-version", default=None, metavar="X.Y",
-              help="TensorRT version the checks target (default: the installed one, else the pinned table's 10.15).")
+@trt_version_option("TensorRT version the checks target (default: the installed one, else the pinned table's 10.15).")
 @click.option("--dry-run", is_flag=True, help="Run only the CPU checks: exit 0 when clean, 1 when there are problems.")
 @click.option("--no-check", is_flag=True, help="Skip the parity check of each engine after its build.")
 @force_option("engines")
 @out_option
-@module_option
+@module_option()
 @trust_option
 @recipes_option
 @json_option

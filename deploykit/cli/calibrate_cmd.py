@@ -10,7 +10,7 @@ import click
 from ..calibration.options import TARGETS
 from ..recipe import CALIBRATION_METHODS
 from .common import (console, echo_json, force_option, json_option, module_option, out_option, recipes_option,
-                     resolve_recipe, trust_option)
+                     resolve_recipe, seed_option, threads_option, trt_version_option, trust_option)
 
 
 class _RichProgress:
@@ -49,21 +49,19 @@ class _RichProgress:
                    "model.int8.ort.onnx, its quantized nodes chosen by measuring onnxruntime here; all = both.")
 @click.option("--per-channel", is_flag=True,
               help="TensorRT model: quantize weights per output channel (the onnxruntime model always is).")
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
-              help="onnxruntime intra-op threads for the INT8 search and the speed report.")
+@threads_option("onnxruntime intra-op threads for the INT8 search and the speed report.")
 @click.option("--fp16/--no-fp16", default=True, show_default=True, help="Also write model.fp16.onnx.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=None,
               help="Samples per calibration batch (default: the recipe's opt batch).")
-@click.option("--trt-version", default=None,
-              help="TensorRT version the cache is for (its header must match; default: the installed "
-                   "TensorRT <= 10, else 10.3.0).")
+@trt_version_option("TensorRT version the cache is for (its header must match; default: the installed TensorRT <= 10, "
+                    "else 10.3.0).")
 @click.option("--reuse", is_flag=True,
               help="Reuse calibration.json's ranges instead of measuring; refused unless its provenance "
                    "(model, data, method, shapes, versions) matches this run.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --synthetic.")
+@seed_option("Seed for --synthetic.")
 @force_option()
 @out_option
-@module_option
+@module_option()
 @trust_option
 @recipes_option
 @json_option

@@ -1,4 +1,8 @@
-"""Options and output helpers shared by the commands."""
+"""Options and output helpers shared by the commands.
+
+Every option that more than one command takes is defined here once, with its name, type and default; where the
+commands say different things about it (what --all covers, what --seed seeds), the command passes its own help.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from ..errors import DeployKitError
 from ..recipe import default_recipe_dir, load_all, load_recipe
 from ..recipe.load import check_module, resolve_recipe
 from ..store.files import dumps
+from ..store.layout import PRECISIONS
 
 recipes_option = click.option(
     "--recipes", "recipe_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -33,9 +38,61 @@ forward_timeout_option = click.option(
     expose_value=False, callback=_set_forward_timeout,
     help="Time limit for one call of the module's forward (0: none); past it, one line and exit 3.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of tables.")
-module_option = click.option(
-    "--module", "module", default=None, metavar="PKG.MOD:FACTORY",
-    help="Your module's factory: runs the factory NAME's artifact names when it is this one (see --trust-code).")
+
+
+def recipe_names_argument(all_help: str):
+    """NAMES... and --all: the recipes a command works on (``select_recipes`` resolves them)."""
+    def decorate(command):
+        command = click.option("--all", "all_", is_flag=True, help=all_help)(command)
+        return click.argument("names", nargs=-1)(command)
+
+    return decorate
+
+
+def module_option(help: str = "Your module's factory: runs the factory NAME's artifact names when it is this one "
+                              "(see --trust-code)."):
+    return click.option("--module", "module", default=None, metavar="PKG.MOD:FACTORY", help=help)
+
+
+def recipe_file_option(help: str):
+    """--recipe: a recipe TOML file of the user's (beside --module / --onnx)."""
+    return click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        help=help)
+
+
+def checkpoint_option(help: str):
+    return click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None, help=help)
+
+
+def backend_option(capability: str, default: str, help: str):
+    """--backend: the choices are the backend table's column ``capability`` (backends.choices)."""
+    from ..backends import choices  # the table loads torch: only the commands that take --backend import it
+
+    return click.option("--backend", type=click.Choice(choices(capability)), default=default, show_default=True,
+                        help=help)
+
+
+def precision_option(help: str):
+    return click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help=help)
+
+
+def shape_option(help: str):
+    """--shape SYM=N,... (repeatable), parsed against each recipe's symbols by the command."""
+    return click.option("--shape", "shapes", multiple=True, metavar="SYM=N,...", help=help)
+
+
+def threads_option(help: str):
+    return click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help=help)
+
+
+def seed_option(help: str):
+    return click.option("--seed", type=int, default=0, show_default=True, help=help)
+
+
+def trt_version_option(help: str):
+    return click.option("--trt-version", default=None, metavar="X.Y", help=help)
+
+
 def force_option(what: str = "files"):
     """--force, one definition for every command that writes: what it may overwrite, in the command's words."""
     return click.option("--force", is_flag=True,

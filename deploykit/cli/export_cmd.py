@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from ..errors import DeployKitError, RecipeErrors
@@ -11,16 +9,15 @@ from ..export.guards import ANALYSIS_BUDGET_S
 from ..reference import DEFAULT_BOUND_MB
 from ..export import EXPORTER_CHOICES, ExportOptions, export_onnx
 from ..structure import CALLS
-from .common import (console, echo_json, force_option, forward_timeout_option, json_option, out_option, recipes_option,
+from .common import (checkpoint_option, console, echo_json, force_option, forward_timeout_option, json_option,
+                     module_option, out_option, recipe_file_option, recipe_names_argument, recipes_option,
                      select_recipes)
 
 
 @click.command("export")
-@click.argument("names", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Export every recipe.")
-@click.option("--module", "module", default=None, metavar="PKG.MOD:FACTORY",
-              help="Your own module: any importable callable returning an nn.Module (the current directory is "
-                   "importable), exported with its weights exactly as returned. With --input/--dim, or --recipe.")
+@recipe_names_argument("Export every recipe.")
+@module_option("Your own module: any importable callable returning an nn.Module (the current directory is "
+               "importable), exported with its weights exactly as returned. With --input/--dim, or --recipe.")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=D,D,...",
               help="An input of --module, in forward() order: ints are fixed sizes, symbols are dynamic "
                    "(x=B,3,H,W). Repeat for several inputs.")
@@ -34,10 +31,8 @@ from .common import (console, echo_json, force_option, forward_timeout_option, j
 @click.option("--call", type=click.Choice(CALLS), default="args", show_default=True,
               help="--module's forward takes the inputs as arguments, as one list, or as keyword arguments "
                    "named as the inputs.")
-@click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="A hand-written recipe TOML (it names its own factory; it wins over --input/--dim).")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="A state_dict to load (strict) into the module before export.")
+@recipe_file_option("A hand-written recipe TOML (it names its own factory; it wins over --input/--dim).")
+@checkpoint_option("A state_dict to load (strict) into the module before export.")
 @click.option("--opset", type=int, default=None, help="ONNX opset (default: the recipe's, 17).")
 @click.option("--exporter", type=click.Choice(EXPORTER_CHOICES), default="auto", show_default=True,
               help="auto tries TorchScript then dynamo; every result is checked either way.")

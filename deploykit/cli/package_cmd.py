@@ -6,9 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..backends import choices
-from ..store.layout import PRECISION_MODELS
-from .common import console, echo_json, force_option, json_option, out_option
+from .common import backend_option, console, echo_json, force_option, json_option, out_option, precision_option
 
 
 @click.command("package")
@@ -23,16 +21,15 @@ from .common import console, echo_json, force_option, json_option, out_option
 @click.option("--image", default=None, help="[--kserve] The custom predictor's image (default deploykit-predictor:VERSION).")
 @click.option("--namespace", default=None, help="[--kserve] Kubernetes namespace of the InferenceServices.")
 @click.option("--service-name", default=None, help="[--kserve] InferenceService name prefix (default: NAME, '_' -> '-').")
-@click.option("--backend", type=click.Choice(choices("package")), default="auto", show_default=True,
-              help="auto / ort-cpu / ort-cuda ship the ONNX to Triton's onnxruntime backend (auto lets Triton place it, "
-                   "the others pin its instances to the CPU / a GPU); ort-trt adds onnxruntime's TensorRT "
-                   "accelerator at --precision; trt ships the engine from `deploykit build-trt` as model.plan.")
+@backend_option("package", "auto",
+                "auto / ort-cpu / ort-cuda ship the ONNX to Triton's onnxruntime backend (auto lets Triton place it, "
+                "the others pin its instances to the CPU / a GPU); ort-trt adds onnxruntime's TensorRT accelerator "
+                "at --precision; trt ships the engine from `deploykit build-trt` as model.plan.")
 @click.option("--max-batch", type=click.IntRange(min=0), default=None,
               help="Triton max_batch_size (default: the recipe's batch max; 0 turns Triton batching off).")
 @click.option("--dynamic-batching", is_flag=True,
               help="Let Triton combine requests into batches (needs max_batch > 0).")
-@click.option("--precision", type=click.Choice(list(PRECISION_MODELS)), default="fp32", show_default=True,
-              help="Which model of the artifact to ship (fp16/int8 come from `deploykit calibrate`).")
+@precision_option("Which model of the artifact to ship (fp16/int8 come from `deploykit calibrate`).")
 @click.option("--model-name", default=None, help="Model name in the repository (default: NAME).")
 @force_option()
 @out_option

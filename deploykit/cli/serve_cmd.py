@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from ..errors import DeployKitError
-from ..backends import AUTO_ORDER, choices
-from .common import console
+from ..backends import AUTO_ORDER
+from .common import backend_option, console
 
 
 def _is_loopback(host: str) -> bool:
@@ -37,9 +37,9 @@ def _is_loopback(host: str) -> bool:
               help="Largest batch the batcher forms (default: the artifact's batch max).")
 @click.option("--max-delay-ms", type=click.FloatRange(0, 1000), default=2.0, show_default=True,
               help="How long the oldest queued request waits for others to join its batch.")
-@click.option("--backend", type=click.Choice(choices("serve")), default="auto", show_default=True,
-              help=f"auto tries {', '.join(AUTO_ORDER)} in that order (a TensorRT engine only when its sidecar "
-                   "matches this machine; onnxruntime CUDA only when it really runs on CUDA).")
+@backend_option("serve", "auto",
+                f"auto tries {', '.join(AUTO_ORDER)} in that order (a TensorRT engine only when its sidecar matches "
+                "this machine; onnxruntime CUDA only when it really runs on CUDA).")
 @click.option("--workers", type=click.IntRange(1, 256), default=None,
               help="Inference threads (default: min(8, CPU count)).")
 @click.option("--max-body-mb", type=click.FloatRange(min=0.001), default=64.0, show_default=True,

@@ -8,39 +8,33 @@ from pathlib import Path
 import click
 
 from ..errors import DeployKitError, RecipeErrors
-from ..recipe import PRECISIONS
 from ..tensors.shapes import parse_shape_option
-from ..verify import BACKENDS, VerifyOptions, verify_artifact, verify_onnx
-from .common import (console, echo_json, force_option, forward_timeout_option, json_option, out_option, recipes_option,
-                     select_recipes, spinner, trust_option)
+from ..verify import VerifyOptions, verify_artifact, verify_onnx
+from .common import (backend_option, checkpoint_option, console, echo_json, force_option, forward_timeout_option,
+                     json_option, module_option, out_option, precision_option, recipe_file_option,
+                     recipe_names_argument, recipes_option, seed_option, select_recipes, shape_option, spinner,
+                     trust_option)
 
 
 @click.command("verify")
-@click.argument("names", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Verify every recipe's artifact.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="ort-cpu", show_default=True,
-              help="ort-cpu = onnxruntime CPU; ort-cuda / ort-trt = its CUDA / TensorRT providers; ref = onnx "
-                   "ReferenceEvaluator (small shapes); trt = a TensorRT engine from build-trt.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
-              help="fp32 = model.onnx; fp16 / int8 = the models from `deploykit calibrate`.")
-@click.option("--shape", "shapes", multiple=True, metavar="SYM=N,...",
-              help="Also verify at this shape, e.g. --shape B=3,H=37,W=53 (repeatable; unnamed symbols take opt).")
+@recipe_names_argument("Verify every recipe's artifact.")
+@backend_option("verify", "ort-cpu",
+                "ort-cpu = onnxruntime CPU; ort-cuda / ort-trt = its CUDA / TensorRT providers; ref = onnx "
+                "ReferenceEvaluator (small shapes); trt = a TensorRT engine from build-trt.")
+@precision_option("fp32 = model.onnx; fp16 / int8 = the models from `deploykit calibrate`.")
+@shape_option("Also verify at this shape, e.g. --shape B=3,H=37,W=53 (repeatable; unnamed symbols take opt).")
 @out_option
 @click.option("--samples", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also verify at N more seeded in-range shapes.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the sweep's off-grid shapes, the --samples and the inputs (recorded in verify.json).")
+@seed_option("Seed of the sweep's off-grid shapes, the --samples and the inputs (recorded in verify.json).")
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Your own ONNX file, checked against --recipe's module (its factory; --checkpoint if the "
                    "factory does not hold the weights).")
-@click.option("--module", "module", default=None, help="Your module's factory, package.module:factory "
-                                                       "(optional with --recipe, which names it; after a recipe-free "
-                                                       "export, the one you exported: NAME --module mynet:build).")
-@click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The recipe TOML for --onnx.")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The weights your ONNX was exported from (a state_dict); not needed when the factory "
-                   "returns them or the module has none.")
+@module_option("Your module's factory, package.module:factory (optional with --recipe, which names it; after a "
+               "recipe-free export, the one you exported: NAME --module mynet:build).")
+@recipe_file_option("The recipe TOML for --onnx.")
+@checkpoint_option("The weights your ONNX was exported from (a state_dict); not needed when the factory returns "
+                   "them or the module has none.")
 @force_option("a verify.json, report.md or plot")
 @forward_timeout_option
 @trust_option

@@ -28,6 +28,7 @@ def _cli(*args, cwd=None):
     return subprocess.run([DEPLOYKIT, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
+@pytest.mark.slow  # the full suite: verify in a subprocess (~8 s); the fast tier keeps the in-process API tests
 def test_a_module_defined_in_a_test_verifies_in_another_process_without_its_code(tmp_path):
     """The issue's must-show: a module that cannot be imported (defined here, as in a notebook), exported with
     deploykit.export; `deploykit verify NAME` in a subprocess passes against the stored reference; onnxruntime

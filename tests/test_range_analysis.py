@@ -210,6 +210,7 @@ def test_a_range_torch_export_cannot_analyse_is_said_sampled_and_verify_covers_e
     assert run.passed and run.coverage.startswith("range sampled, not proved")
 
 
+@pytest.mark.slow  # the full suite: a range analysis run out to its budget
 def test_past_the_analysis_budget_the_range_is_sampled_and_every_declared_value_is_checked(tmp_path):
     """A torch.export that runs out of time (timm's swin: minutes in sympy) is killed; export then compares
     every declared value of each axis, so a size branch is still refused at its value."""

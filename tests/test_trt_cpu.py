@@ -201,6 +201,7 @@ def test_precision_inputs_missing_are_problems_in_the_dry_run(tmp_path_factory):
     assert problem["check"] == "precision" and "deploykit calibrate se" in problem["fix"]
 
 
+@pytest.mark.slow  # the full suite: two onnxruntime quantizations (~3 s)
 def test_onnxruntime_qdq_models_default_rejected_symmetric_accepted(tmp_path_factory, tmp_path):
     """quantize_static's defaults (asymmetric activations, INT32 bias DQ) are what TensorRT rejects; symmetric INT8
     without bias quantization passes."""

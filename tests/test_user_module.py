@@ -113,7 +113,9 @@ def _ort_matches_module(folder, module, shapes):
     return worst
 
 
-@pytest.mark.parametrize("factory", ["trained", pytest.param("from_file", marks=pytest.mark.slow)])
+# both in the full suite: export and verify in two subprocesses (~12 s); the fast tier keeps the in-process path below
+@pytest.mark.slow
+@pytest.mark.parametrize("factory", ["trained", "from_file"])
 def test_factory_weights_are_exported_exactly_then_verify_takes_the_name_and_the_module(project, factory):
     folder, mynet = project
     result = _run(folder, "export", "--module", f"mynet:{factory}", "--input", "x=B,3,H,W", *DIMS,

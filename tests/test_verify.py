@@ -20,23 +20,7 @@ from deploykit.runners.ref_runner import ReferenceRunner
 from deploykit.verify import VerifyOptions, verify_artifact, verify_onnx
 from deploykit.export.weights import seeded_model
 
-from .conftest import RECIPES, recipe_names
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", recipe_names())
-def test_every_exported_recipe_verifies_at_five_or_more_shapes(exported, name):
-    out, _ = exported
-    run = verify_artifact(find_recipe(name, RECIPES), out)
-    assert run.passed, run.to_dict()
-    assert len(run.cases) >= 5 or not find_recipe(name, RECIPES).dynamic_symbols
-    assert run.runner["providers_used"] == ["CPUExecutionProvider"]
-    data = json.loads((out / name / "verify.json").read_text())
-    assert data["runs"]["ort-cpu/fp32"]["passed"] is True
-    report = (out / name / "report.md").read_text()
-    assert "PASSED" in report and "max abs" in report
-    for plot in data["runs"]["ort-cpu/fp32"]["plots"].values():
-        assert (out / name / plot).read_bytes()[:4] == b"\x89PNG"
+from .conftest import RECIPES
 
 
 def _plant(tmp_path, name, exporter, dynamic=True):

@@ -125,12 +125,13 @@ def command(artifact_dirs, host, port, grpc_port, no_grpc, batching, max_batch, 
 
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
-        serve(list(artifact_dirs), host=host, port=port, grpc_port=None if no_grpc else grpc_port, backend=backend,
-              workers=workers, max_body_bytes=int(max_body_mb * 1024 * 1024), max_concurrency=max_concurrency,
-              batching=batching, max_batch=max_batch, max_delay_ms=max_delay_ms, read_timeout=read_timeout,
-              body_timeout=body_timeout, max_json_bytes=int(max_json_mb * 1024 * 1024),
-              max_client_concurrency=max_client_concurrency or max(1, max_concurrency // 2),
-              log_level=log_level, on_loaded=on_loaded)
+        options = serving.ServeOptions(
+            host=host, port=port, grpc_port=None if no_grpc else grpc_port, backend=backend, workers=workers,
+            max_body_bytes=int(max_body_mb * 1024 * 1024), max_concurrency=max_concurrency, batching=batching,
+            max_batch=max_batch, max_delay_ms=max_delay_ms, read_timeout=read_timeout, body_timeout=body_timeout,
+            max_json_bytes=int(max_json_mb * 1024 * 1024),
+            max_client_concurrency=max_client_concurrency or max(1, max_concurrency // 2), log_level=log_level)
+        serve(list(artifact_dirs), options, on_loaded=on_loaded)
     except KeyboardInterrupt:
         # uvicorn re-raises the SIGINT it handled after its graceful shutdown: that is a clean stop here
         pass

@@ -10,14 +10,16 @@
     http_protocol.py  uvicorn's h11 protocol with JSON 400/408 and a header read timeout
     grpc_server.py    the GRPCInferenceService on grpcio (tritonclient's compiled protos)
     server.py         uvicorn (+ gRPC) in the foreground (CLI) or a background thread (tests)
+    options.py        ServeOptions: ``serve``'s settings as one value
 
 The web stack (starlette, uvicorn, grpcio, prometheus-client) is imported only by the modules that
 serve, so importing this package, like ``import deploykit``, needs none of it.
 """
 
+from .options import ServeOptions
 from .repository import ModelRepository
 
-__all__ = ["ModelRepository", "create_app", "serve", "BackgroundServer"]
+__all__ = ["ModelRepository", "ServeOptions", "create_app", "serve", "BackgroundServer"]
 
 
 def __getattr__(name):  # lazy: the web stack loads only when it is used

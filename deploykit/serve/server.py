@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 from ..errors import DeployKitError
-from .batching import DEFAULT_MAX_DELAY_MS
 from .app import create_app
+from .body import DEFAULT_READ_TIMEOUT_S
 from .http_protocol import protocol_class
 from .metrics import ServerMetrics
-from .body import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_BYTES, DEFAULT_READ_TIMEOUT_S
+from .options import ServeOptions
 from .repository import ModelRepository
 
 
@@ -47,45 +47,39 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(artifact_dirs: list[str | Path], *, host: str = "127.0.0.1", port: int = 8000,
-          grpc_port: int | None = 8001, backend: str = "auto", workers: int | None = None,
-          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, log_level: str = "info", graceful_seconds: int = 30,
-          max_concurrency: int = 64, batching: bool = True, max_batch: int | None = None,
-          max_delay_ms: float = DEFAULT_MAX_DELAY_MS, read_timeout: float = DEFAULT_READ_TIMEOUT_S,
-          body_timeout: float = DEFAULT_BODY_TIMEOUT_S, max_client_concurrency: int | None = None,
-          max_json_bytes: int = DEFAULT_MAX_JSON_BYTES, on_loaded=None) -> None:
-    """Serve the artifacts over HTTP (and gRPC unless ``grpc_port`` is None) until SIGINT/SIGTERM.
+def serve(artifact_dirs: list[str | Path], options: ServeOptions | None = None, *, on_loaded=None) -> None:
+    """Serve the artifacts over HTTP (and gRPC unless ``options.grpc_port`` is None) until SIGINT/SIGTERM.
 
     Every artifact must load, and both ports must bind, before either opens.
     """
     import uvicorn
 
-    with ModelRepository.load(artifact_dirs, backend) as repository:
+    o = options or ServeOptions()
+    host, port, workers, max_concurrency = o.host, o.port, o.workers, o.max_concurrency
+    with ModelRepository.load(artifact_dirs, o.backend) as repository:
         metrics = ServerMetrics()
-        notes = repository.enable(metrics=metrics, batching=batching, max_batch=max_batch,
-                                  max_delay_ms=max_delay_ms)
-        app = create_app(repository, max_body_bytes=max_body_bytes, workers=workers, metrics=metrics,
-                         max_concurrency=max_concurrency, read_timeout=read_timeout, body_timeout=body_timeout,
-                         max_client_concurrency=max_client_concurrency, max_json_bytes=max_json_bytes)
+        notes = repository.enable(metrics=metrics, batching=o.batching, max_batch=o.max_batch,
+                                  max_delay_ms=o.max_delay_ms)
+        app = create_app(repository, metrics=metrics, **o.app_limits())
         sock = bind_socket(host, port)
         grpc_server = None
         try:
-            if grpc_port is not None:
+            if o.grpc_port is not None:
                 from .grpc_server import GrpcServer  # function-level: grpc (the `grpc` extra), only with --grpc-port
 
-                grpc_server = GrpcServer(repository, metrics, host=host, port=grpc_port,
+                grpc_server = GrpcServer(repository, metrics, host=host, port=o.grpc_port,
                                          workers=workers or min(8, os.cpu_count() or 1),
-                                         max_concurrency=max_concurrency, max_message_bytes=max_body_bytes,
-                                         max_client_concurrency=max_client_concurrency)
+                                         max_concurrency=max_concurrency, max_message_bytes=o.max_body_bytes,
+                                         max_client_concurrency=o.max_client_concurrency)
             if on_loaded:
                 on_loaded(repository, sock.getsockname()[1], grpc_server.port if grpc_server else None, notes)
             if grpc_server is not None:
                 grpc_server.start()
-            uvicorn.Server(_config(app, host, port, log_level, graceful_seconds)).run(sockets=[sock])
+            uvicorn.Server(_config(app, host, port, o.log_level, o.graceful_seconds)).run(sockets=[sock])
         finally:
             # uvicorn has drained HTTP; gRPC gets the same grace, then the batchers and sessions close
             if grpc_server is not None:
-                grpc_server.stop(graceful_seconds)
+                grpc_server.stop(o.graceful_seconds)
             sock.close()
 
 

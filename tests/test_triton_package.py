@@ -9,7 +9,7 @@ from google.protobuf import text_format  # noqa: E402
 from tritonclient.grpc import model_config_pb2  # noqa: E402  (in the test extra)
 
 from deploykit.errors import DeployKitError  # noqa: E402
-from deploykit.package import PackageResult, package_artifact  # noqa: E402
+from deploykit.package import PackageOptions, PackageResult, package_artifact  # noqa: E402
 from deploykit.package.triton import package_triton  # noqa: E402
 from deploykit.tensors.batch import batch_axis  # noqa: E402
 from deploykit.tensors.shapes import parse_dim  # noqa: E402
@@ -211,7 +211,8 @@ def test_tensorrt_repository_from_a_real_engine(tmp_path, tmp_path_factory):
 def test_the_library_call_under_the_command(artifacts, tmp_path):
     with pytest.raises(DeployKitError, match="say where to package"):
         package_artifact(artifacts["cbam"])
-    result = package_artifact(artifacts["cbam"], triton=tmp_path / "repo", backend="ort-cpu", max_batch=2)
+    result = package_artifact(artifacts["cbam"], PackageOptions(triton=tmp_path / "repo", backend="ort-cpu",
+                                                                max_batch=2))
     assert isinstance(result, PackageResult) and result.kserve is None and result.exit_code == 0
     assert result.written == [str(tmp_path / "repo" / "cbam" / "1" / "model.onnx"),
                               str(tmp_path / "repo" / "cbam" / "config.pbtxt")]

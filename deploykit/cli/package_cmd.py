@@ -61,12 +61,12 @@ def command(name, repo_dir, kserve_dir, storage_uri, image, namespace, service_n
     both validated with kserve's own V1beta1 models. Upload DIR/triton and
     DIR/artifact to --storage-uri, then kubectl apply -f the manifests.
     """
-    from ..package import package_artifact
+    from ..package import PackageOptions, package_artifact
 
-    result = package_artifact(Path(out_dir) / name, triton=repo_dir, kserve=kserve_dir, storage_uri=storage_uri,
-                              image=image, namespace=namespace, service=service_name, backend=backend,
-                              max_batch=max_batch, dynamic_batching=dynamic_batching, precision=precision,
-                              name=model_name, force=force)
+    result = package_artifact(Path(out_dir) / name, PackageOptions(
+        triton=repo_dir, kserve=kserve_dir, storage_uri=storage_uri, image=image, namespace=namespace,
+        service=service_name, backend=backend, max_batch=max_batch, dynamic_batching=dynamic_batching,
+        precision=precision, name=model_name, force=force))
     model, kserve = result.triton, result.kserve
     if as_json:
         echo_json(result.to_dict())

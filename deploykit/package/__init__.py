@@ -1,6 +1,6 @@
 """``deploykit package``: an artifact as a Triton model repository entry and/or KServe InferenceServices.
 
-    package_artifact(artifact_dir, triton=REPO, kserve=DIR, ...) -> PackageResult   the library call under the command
+    package_artifact(artifact_dir, PackageOptions(triton=REPO, kserve=DIR, ...)) -> PackageResult   the command's call
 
     triton.py         config.pbtxt built and re-parsed with Triton's model-config protobuf, checked against the
                       artifact; the model folder written
@@ -20,7 +20,7 @@ from ..errors import DeployKitError
 from .kserve import KServePackage, package_kserve
 from .triton import TritonModel, package_triton
 
-__all__ = ["PackageResult", "package_artifact", "package_kserve", "package_triton"]
+__all__ = ["PackageOptions", "PackageResult", "package_artifact", "package_kserve", "package_triton"]
 
 
 @dataclass
@@ -44,28 +44,48 @@ class PackageResult:
         return {**self.triton.summary(), **({"kserve": self.kserve.summary()} if self.kserve else {})}
 
 
-def package_artifact(artifact_dir: str | Path, *, triton: str | Path | None = None, kserve: str | Path | None = None,
-                     storage_uri: str | None = None, image: str | None = None, namespace: str | None = None,
-                     service: str | None = None, backend: str = "auto", max_batch: int | None = None,
-                     dynamic_batching: bool = False, precision: str = "fp32", name: str | None = None,
-                     force: bool = False) -> PackageResult:
-    """Package ``artifact_dir`` into the Triton repository ``triton`` and/or the KServe folder ``kserve``.
+@dataclass(frozen=True)
+class PackageOptions:
+    """Where and how ``package_artifact`` packages (``deploykit package``'s flags), as one value."""
+
+    triton: str | Path | None = None  # the Triton model repository to write the model into
+    kserve: str | Path | None = None  # the folder for the two KServe InferenceServices (and their Triton repository)
+    storage_uri: str | None = None  # where the KServe manifests say the repository is uploaded
+    image: str | None = None  # deploykit's predictor image in the KServe manifest
+    namespace: str | None = None
+    service: str | None = None  # the InferenceService name (default: the model's)
+    backend: str = "auto"  # a row of the backend table with the package column, or auto
+    max_batch: int | None = None  # Triton's max_batch_size (default: from the batch axis's range)
+    dynamic_batching: bool = False
+    precision: str = "fp32"
+    name: str | None = None  # the model's name in the repository (default: the artifact's)
+    force: bool = False  # overwrite files deploykit did not write (or that changed since)
+
+    def model_options(self) -> dict:
+        """What package_triton and package_kserve both take: the model's settings."""
+        return dict(backend=self.backend, max_batch=self.max_batch, dynamic_batching=self.dynamic_batching,
+                    precision=self.precision, name=self.name, force=self.force)
+
+
+def package_artifact(artifact_dir: str | Path, options: PackageOptions | None = None) -> PackageResult:
+    """Package ``artifact_dir`` into the Triton repository ``options.triton`` and/or the KServe folder
+    ``options.kserve``.
 
     DeployKitError (one line) when neither is given, when Triton's model-config protobuf is missing, or when the
     options do not fit the artifact; nothing is written then."""
-    if triton is not None:
+    options = options or PackageOptions()
+    if options.triton is not None:
         try:  # checked here so the hint names deploykit's extra, as the README does
             from tritonclient.grpc import model_config_pb2  # noqa: F401
         except (ImportError, RuntimeError):  # tritonclient raises RuntimeError when its grpc part is missing
             raise DeployKitError("package --triton needs tritonclient's model-config protobuf: "
                                  "pip install 'deploykit[triton]'") from None
-    if triton is None and kserve is None:
+    if options.triton is None and options.kserve is None:
         raise DeployKitError("say where to package: --triton REPO and/or --kserve DIR")
-    options = dict(backend=backend, max_batch=max_batch, dynamic_batching=dynamic_batching,
-                   precision=precision, name=name, force=force)
     served = None
-    if kserve is not None:
-        served = package_kserve(artifact_dir, kserve, storage_uri=storage_uri, image=image, namespace=namespace,
-                                service=service, **options)
-    model = package_triton(artifact_dir, triton, **options) if triton is not None else served.triton
+    if options.kserve is not None:
+        served = package_kserve(artifact_dir, options.kserve, storage_uri=options.storage_uri, image=options.image,
+                                namespace=options.namespace, service=options.service, **options.model_options())
+    model = (package_triton(artifact_dir, options.triton, **options.model_options()) if options.triton is not None
+             else served.triton)
     return PackageResult(model, served)

@@ -6,10 +6,10 @@ independent check, and each baseline's verdict and time.
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections import Counter
 from pathlib import Path
+
+from shared import real_networks
 
 HERE = Path(__file__).resolve().parent
 BASELINES = ("torchscript", "dynamo", "torchscript-warm", "ultralytics")
@@ -147,12 +147,7 @@ def render(data: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", type=Path, default=HERE / "results.json")
-    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
-    args = parser.parse_args()
-    args.out.write_text(render(json.loads(args.results.read_text())))
-    print(f"wrote {args.out}")
+    real_networks("report").report_main(render, HERE, __doc__)
 
 
 if __name__ == "__main__":

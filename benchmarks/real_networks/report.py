@@ -219,13 +219,19 @@ def _cell(text: str) -> str:
     return (text or "-").replace("|", "\\|").replace("\n", " ")[:400]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", type=Path, default=HERE / "results.json")
-    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+def report_main(render, here: Path, description: str) -> None:
+    """``report.py [--results results.json] [--out RESULTS.md]`` for a benchmark folder ``here`` (also the families
+    benchmark's)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=here / "results.json")
+    parser.add_argument("--out", type=Path, default=here / "RESULTS.md")
     args = parser.parse_args()
     args.out.write_text(render(json.loads(args.results.read_text())))
     print(f"wrote {args.out}")
+
+
+def main() -> None:
+    report_main(render, HERE, __doc__)
 
 
 if __name__ == "__main__":

@@ -122,9 +122,7 @@ def main() -> None:
             result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
             data["networks"][net.name] = result
             data["environment"] = environment()
-            tmp = args.results.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=1, default=str))
-            tmp.replace(args.results)
+            harness.save_results(args.results, data)
             base = result.get("baselines", {})
             line = (f"{time.strftime('%H:%M:%S')} [{i}/{len(networks)}] {net.name}: deploykit {result['deploykit']} "
                     f"(export {result['export']['seconds']} s) independent "

@@ -159,9 +159,7 @@ def main() -> None:
             result["total_seconds"] = round(time.perf_counter() - started, 1)
             data["models"][spec.name] = result
             data["environment"] = environment()
-            tmp = args.results.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=1, default=str))
-            tmp.replace(args.results)
+            save_results(args.results, data)
             naive = result.get("naive", {})
             line = (f"{time.strftime('%H:%M:%S')} [{i}/{len(models)}] {spec.name}: deploykit {result['deploykit']} "
                     f"(export {result['export']['seconds']} s) independent "
@@ -170,6 +168,13 @@ def main() -> None:
             print(line, flush=True)
             log.write(line + "\n")
             log.flush()
+
+
+def save_results(path: Path, data: dict) -> None:
+    """results.json after every network, never half-written (a run is long and may be stopped)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    tmp.replace(path)
 
 
 def environment() -> dict:

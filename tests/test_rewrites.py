@@ -71,3 +71,63 @@ def test_rewritten_zoo_modules_equal_the_originals(name):
         feed = [torch.from_numpy(v) for v in recipe.make_inputs(case).values()]
         with torch.no_grad():
             torch.testing.assert_close(rewritten(*feed), model(*feed), rtol=1e-4, atol=1e-5)
+
+
+class _PyramidByFunction(nn.Module):
+    """Pyramid pooling by function, as smp's PSPNet does under torch.onnx's export (F.interpolate area), with the
+    eager path through F.adaptive_avg_pool2d."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        outs = [x]
+        for p in (1, 2, 3):
+            pooled = (torch.nn.functional.interpolate(x, size=(p, p), mode="area") if torch.onnx.is_in_onnx_export()
+                      else torch.nn.functional.adaptive_avg_pool2d(x, p))
+            outs.append(torch.nn.functional.interpolate(self.conv(pooled), size=(h, w), mode="bilinear",
+                                                        align_corners=True))
+        return torch.cat(outs, 1)
+
+
+def test_functional_pooling_is_swapped_exactly_and_recorded_only_where_it_is_called():
+    from deploykit.export.rewrites import functional_pooling_swapped
+    from deploykit.runners.torch_runner import FlatIO
+
+    torch.manual_seed(0)
+    flat = FlatIO(_PyramidByFunction().eval())
+    for h, w in SHAPES[:5]:
+        x = torch.randn(2, 4, h, w)
+        with torch.no_grad():
+            expected = flat(x)
+            with functional_pooling_swapped() as swap:
+                got = flat(x)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert [r.description for r in swap.applied] == [  # the global pool (1 x 1) is exported exactly as it is
+        "F.adaptive_avg_pool2d to (2, 2) -> exact bin-averaging MatMul",
+        "F.adaptive_avg_pool2d to (3, 3) -> exact bin-averaging MatMul"]
+    functional = torch.nn.functional  # the swap ends with the block
+    assert functional.interpolate.__module__ == functional.adaptive_avg_pool2d.__module__ == "torch.nn.functional"
+
+
+def test_functional_area_pooling_exports_exactly_where_it_was_refused(tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    import deploykit
+
+    torch.manual_seed(0)
+    module = _PyramidByFunction().eval()
+    result = deploykit.export(module, {"x": "B,4,H,W"}, {"B": "1:2:3", "H": "8:16:32", "W": "8:16:32"},
+                              name="pyramid", out=tmp_path, reference_mb=0)
+    assert result.exporter == "torchscript"
+    assert [r["description"] for r in result.manifest["rewrites"]] == [
+        'F.interpolate(mode="area") to (2, 2) -> exact bin-averaging MatMul',
+        'F.interpolate(mode="area") to (3, 3) -> exact bin-averaging MatMul']
+    session = ort.InferenceSession(str(tmp_path / "pyramid" / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).standard_normal((3, 4, 29, 11)).astype(np.float32)  # in range, never swept
+    with torch.no_grad():
+        expected = module.double()(torch.from_numpy(x).double()).numpy()
+    assert np.abs(session.run(None, {"x": x})[0] - expected).max() < 1e-5

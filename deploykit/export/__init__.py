@@ -42,7 +42,7 @@ from .guards import ANALYSIS_BUDGET_S, start_range_analysis
 from .log import ExportLog
 from .options import EXPORTER_CHOICES, ExportOptions
 from .optimize import optimize_for_ort
-from .rewrites import apply_rewrites
+from .rewrites import apply_rewrites, functional_pooling_swapped
 from .simplify import SIMPLIFIERS
 from .specialise import SpecialisationCheck, check_trace
 from .weights import describe_weights, reference_module
@@ -152,7 +152,9 @@ def _export(recipe, folder: Path, log: ExportLog, step, options: ExportOptions, 
     reference = ReferenceCheck(model, recipe, cases, recipe.tolerance("fp32"), cases[0] if static else None)
     raw, used, attempts, specialisation, structure = _export_first_correct(export_model, recipe, reference, log, step,
                                                                  opset=opset, exporter=exporter, static=static,
-                                                                 seed=seed, analysis_budget=analysis_budget)
+                                                                 seed=seed, analysis_budget=analysis_budget,
+                                                                 rewrites=rewrites)
+    applied = applied + attempts[-1].pop("functional_rewrites", [])  # the chosen export's swaps of function calls
     actual_opset = opset_of(raw)
     opset_note = "" if actual_opset == opset else (
         f"requested opset {opset}, the {used} exporter wrote {actual_opset} "
@@ -230,7 +232,7 @@ def _export(recipe, folder: Path, log: ExportLog, step, options: ExportOptions, 
 
 
 def _export_first_correct(export_model, recipe, reference, log: ExportLog, step, *, opset, exporter, static, seed,
-                          analysis_budget=ANALYSIS_BUDGET_S):
+                          analysis_budget=ANALYSIS_BUDGET_S, rewrites=True):
     """The first exporter whose model is not specialised and passes every check.
 
     Returns (model, exporter name, attempts, SpecialisationCheck, the output structure); ExportRefused with every reason when none does."""
@@ -275,7 +277,7 @@ def _export_first_correct(export_model, recipe, reference, log: ExportLog, step,
             raise ExportRefused(f"{unrepeatable}" + (f" (random ops in the traced graph: {'; '.join(ops[:2])})"
                                                      if ops else "")) from None
         chosen = _first_correct(flat, recipe, reference, log, step, example_tensors, example, analysis, state,
-                                opset=opset, exporter=exporter, static=static, seed=seed)
+                                opset=opset, exporter=exporter, static=static, seed=seed, rewrites=rewrites)
         return (*chosen, flat.structure)
     finally:
         if pending is not None:
@@ -287,7 +289,7 @@ class RangeRefused(ExportRefused):
 
 
 def _first_correct(flat, recipe, reference, log, step, example_tensors, example, analysis, state, *, opset, exporter,
-                   static, seed):
+                   static, seed, rewrites=True):
     attempts = []
     order = ["torchscript", "dynamo"] if exporter == "auto" else [exporter]
     with tempfile.TemporaryDirectory(prefix="deploykit-") as tmp:
@@ -300,7 +302,9 @@ def _first_correct(flat, recipe, reference, log, step, example_tensors, example,
             try:
                 if name == "dynamo" and analysis() is not None and analysis().violated:
                     raise ExportRefused(analysis().dynamo_refusal())
-                EXPORTERS[name](flat, example_tensors(), recipe, opset, not static, path, lines, records)
+                swapping = rewrites and name == "torchscript"  # TorchScript traces the forward under the swap
+                with functional_pooling_swapped() if swapping else contextlib.nullcontext() as swap:
+                    EXPORTERS[name](flat, example_tensors(), recipe, opset, not static, path, lines, records)
                 if name == "torchscript":
                     analysis()
                     step("checking the trace for specialisation to its example")
@@ -329,6 +333,8 @@ def _first_correct(flat, recipe, reference, log, step, example_tensors, example,
                 continue
             log.attempt(name, lines)
             attempts.append({"exporter": name, "ok": True, "stamped_output_dims": stamped, "log": lines[-20:]})
+            if swap is not None and swap.applied:  # recorded with the module swaps (the manifest's "rewrites")
+                attempts[-1]["functional_rewrites"] = swap.applied
             if analysis() is not None:
                 specialisation.range = analysis().as_dict()
             if state.get("guard_check") is not None:  # simplified and optimized graphs are held to the same points

@@ -10,11 +10,14 @@ No library does this swap for us (torch has no "export-safe adaptive pooling"), 
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import inspect
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..errors import ExportRefused
 
@@ -162,3 +165,49 @@ def apply_rewrites(model: nn.Module) -> tuple[nn.Module, list[Rewrite]]:
             path = f"{parent_name}.{child_name}" if parent_name else child_name
             applied.append(Rewrite(type(replacement).__name__, description, path))
     return model, applied
+
+
+@dataclass
+class FunctionalSwaps:
+    applied: list  # a Rewrite per kind of call swapped, in first-call order
+
+
+@contextlib.contextmanager
+def functional_pooling_swapped():
+    """The module swap of adaptive pooling, for pooling called as a function: while the block runs,
+    ``F.adaptive_avg_pool2d`` to a size other than 1 x 1 and ``F.interpolate(mode="area")`` to a size (the same op)
+    are computed as ExactAdaptiveAvgPool2d does. smp's PSPNet, for one, calls the latter under torch.onnx's export.
+
+    Only the TorchScript trace runs under it; PyTorch's reference never does, so the export's parity checks hold the
+    swap against the original op at every checked shape. The two functions are swapped on ``torch.nn.functional``
+    itself rather than through a TorchFunctionMode: a mode would sit in the stack of every op, and a tracer warning
+    must name the user's source line, not the mode's. (A name imported from it before, ``from torch.nn.functional
+    import interpolate``, keeps the original: the export then refuses as before.)"""
+    swaps = FunctionalSwaps([])
+    pool, interpolate = F.adaptive_avg_pool2d, F.interpolate
+
+    def exact(name: str, x, size):
+        rewrite = Rewrite("ExactAdaptiveAvgPool2d", f"{name} to {_pair(size)} -> exact bin-averaging MatMul",
+                          f"a call of {name}")
+        if rewrite not in swaps.applied:
+            swaps.applied.append(rewrite)
+        return ExactAdaptiveAvgPool2d(size)(x)
+
+    def swappable(x, size) -> bool:
+        return size is not None and torch.is_tensor(x) and x.dim() == 4 and _pair(size) != (1, 1)
+
+    def adaptive_avg_pool2d(input, output_size):
+        return exact("F.adaptive_avg_pool2d", input, output_size) if swappable(input, output_size) else \
+            pool(input, output_size)
+
+    def area_interpolate(*args, **kwargs):
+        bound = inspect.signature(interpolate).bind(*args, **kwargs).arguments
+        if bound.get("mode") == "area" and swappable(bound.get("input"), bound.get("size")):
+            return exact('F.interpolate(mode="area")', bound["input"], bound["size"])
+        return interpolate(*args, **kwargs)
+
+    F.adaptive_avg_pool2d, F.interpolate = adaptive_avg_pool2d, area_interpolate
+    try:
+        yield swaps
+    finally:
+        F.adaptive_avg_pool2d, F.interpolate = pool, interpolate

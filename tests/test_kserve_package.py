@@ -38,6 +38,7 @@ def packaged(tmp_path_factory):
     return artifact, out, package
 
 
+@pytest.mark.slow  # kserve's own models, in a child process
 def test_manifests_round_trip_through_kserve_models(packaged):
     _, out, package = packaged
     files = {name: yaml.safe_load((out / name).read_text())

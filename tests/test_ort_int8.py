@@ -111,6 +111,7 @@ def cbam_ort(tmp_path_factory):
     return recipe, out, calibrate_artifact(recipe, out, CalibrateOptions(synthetic=8, target="ort", fp16=False))
 
 
+@pytest.mark.slow  # the full suite: a calibration with its INT8 search (~6 s), shared with the test below
 def test_calibrate_target_ort_records_policy_accuracy_speed_and_warns_when_not_faster(cbam_ort):
     recipe, out, run = cbam_ort
     folder = out / "cbam"
@@ -138,6 +139,7 @@ def test_calibrate_target_ort_records_policy_accuracy_speed_and_warns_when_not_f
     assert speed["faster_than_fp32"] == (speed["p50_ms"] < speed["fp32_p50_ms"] and speed["min_ms"] < speed["fp32_min_ms"])
 
 
+@pytest.mark.slow
 def test_verify_and_runtime_run_the_onnxruntime_file_as_written(cbam_ort):
     from deploykit import runtime
     from deploykit.verify import VerifyOptions, verify_artifact

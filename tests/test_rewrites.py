@@ -112,6 +112,7 @@ def test_functional_pooling_is_swapped_exactly_and_recorded_only_where_it_is_cal
     assert functional.interpolate.__module__ == functional.adaptive_avg_pool2d.__module__ == "torch.nn.functional"
 
 
+@pytest.mark.slow  # a whole export (~4 s); the swap itself is checked in the fast tier above
 def test_functional_area_pooling_exports_exactly_where_it_was_refused(tmp_path):
     import numpy as np
     import onnxruntime as ort

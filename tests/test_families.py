@@ -12,7 +12,6 @@ import textwrap
 
 import pytest
 import torch
-from torch import nn
 
 from deploykit.families import FamilyRefusal, prepare
 from deploykit.zoo.cbam import CBAM

@@ -333,8 +333,8 @@ def _first_correct(flat, recipe, reference, log, step, example_tensors, example,
                 continue
             log.attempt(name, lines)
             attempts.append({"exporter": name, "ok": True, "stamped_output_dims": stamped, "log": lines[-20:]})
-            if swap is not None and swap.applied:  # recorded with the module swaps (the manifest's "rewrites")
-                attempts[-1]["functional_rewrites"] = swap.applied
+            if swap:  # recorded with the module swaps (the manifest's "rewrites")
+                attempts[-1]["functional_rewrites"] = swap
             if analysis() is not None:
                 specialisation.range = analysis().as_dict()
             if state.get("guard_check") is not None:  # simplified and optimized graphs are held to the same points

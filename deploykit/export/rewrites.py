@@ -167,30 +167,26 @@ def apply_rewrites(model: nn.Module) -> tuple[nn.Module, list[Rewrite]]:
     return model, applied
 
 
-@dataclass
-class FunctionalSwaps:
-    applied: list  # a Rewrite per kind of call swapped, in first-call order
-
-
 @contextlib.contextmanager
 def functional_pooling_swapped():
     """The module swap of adaptive pooling, for pooling called as a function: while the block runs,
     ``F.adaptive_avg_pool2d`` to a size other than 1 x 1 and ``F.interpolate(mode="area")`` to a size (the same op)
     are computed as ExactAdaptiveAvgPool2d does. smp's PSPNet, for one, calls the latter under torch.onnx's export.
+    Yields the list of swaps made (a Rewrite per kind of call, in first-call order).
 
     Only the TorchScript trace runs under it; PyTorch's reference never does, so the export's parity checks hold the
     swap against the original op at every checked shape. The two functions are swapped on ``torch.nn.functional``
     itself rather than through a TorchFunctionMode: a mode would sit in the stack of every op, and a tracer warning
     must name the user's source line, not the mode's. (A name imported from it before, ``from torch.nn.functional
     import interpolate``, keeps the original: the export then refuses as before.)"""
-    swaps = FunctionalSwaps([])
+    swaps: list[Rewrite] = []
     pool, interpolate = F.adaptive_avg_pool2d, F.interpolate
 
     def exact(name: str, x, size):
         rewrite = Rewrite("ExactAdaptiveAvgPool2d", f"{name} to {_pair(size)} -> exact bin-averaging MatMul",
                           f"a call of {name}")
-        if rewrite not in swaps.applied:
-            swaps.applied.append(rewrite)
+        if rewrite not in swaps:
+            swaps.append(rewrite)
         return ExactAdaptiveAvgPool2d(size)(x)
 
     def swappable(x, size) -> bool:

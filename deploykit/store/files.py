@@ -58,6 +58,11 @@ def dumps(data) -> str:
     return json.dumps(_clean(data), indent=2, default=str)
 
 
+def json_bytes(data) -> bytes:
+    """``data`` as a JSON file's bytes (what every JSON file deploykit writes holds)."""
+    return (dumps(data) + "\n").encode()
+
+
 def read_json(path: Path) -> dict:
     """A JSON object from ``path``; anything else (missing, unreadable, not JSON, a list) is one line."""
     try:

@@ -44,7 +44,7 @@ import threading
 from pathlib import Path
 
 from ..errors import DeployKitError
-from .files import dumps, sha256_file
+from .files import json_bytes, sha256_file
 from .staging import _FORMAT, JOURNAL, STAGE_PREFIX, check_stage, symlink_on_path
 
 _FILE_MODE = 0o666  # the kernel applies the umask to these modes at creation: the user's umask, in one place
@@ -223,16 +223,11 @@ class Transaction:
         return self._files[target][1]
 
     def write_json(self, relative: str | Path, data) -> str:
-        return self.write(relative, (dumps(data) + "\n").encode())
+        return self.write(relative, json_bytes(data))
 
     def remove(self, relative: str | Path) -> None:
         """Delete ``root/relative`` at publish time, if it still holds what it holds now (a stale file of ours)."""
         self._remove.append(self.target(relative))
-
-    def staged(self, relative: str | Path) -> bytes | None:
-        """What this transaction will publish at ``relative`` (read-your-writes), or None."""
-        entry = self._files.get(self.target(relative))
-        return (self.stage / entry[0]).read_bytes() if entry else None
 
     def sha256(self, relative: str | Path) -> str | None:
         """The sha256 ``root/relative`` will have after publishing: the staged file's, else the current file's."""
@@ -308,11 +303,3 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     with transaction(path.parent) as txn:
         txn.write(path.name, data)
     return path
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: Path, data) -> Path:
-    return atomic_write_text(path, dumps(data) + "\n")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DeployKitError
-from .files import dumps, read_json
+from .files import json_bytes, read_json
 from .layout import MANIFEST
 from .manifest import previous_manifest, read_manifest
 from .ownership import Ownership
@@ -46,7 +46,7 @@ class Step:
         return self.written[name]
 
     def write_json(self, name: str, data) -> str:
-        return self.write(name, (dumps(data) + "\n").encode())
+        return self.write(name, json_bytes(data))
 
     def remove(self, name: str) -> None:
         """Delete ``root/name`` at publish time if it still holds what it holds now (a stale file of ours)."""
